@@ -1,0 +1,25 @@
+from __future__ import annotations
+
+from dependency_injector import containers, providers
+
+from gateway.adapters.upstream import Upstream
+from gateway.settings import GatewaySettings
+
+
+def _upstream(name: str, url: str, settings: GatewaySettings) -> Upstream:
+    return Upstream(
+        name,
+        url,
+        timeout=settings.upstream_timeout,
+        pool_size=settings.upstream_pool_size,
+        internal_key=settings.internal_api_key.get_secret_value(),
+    )
+
+
+class Container(containers.DeclarativeContainer):
+    settings = providers.Dependency(instance_of=GatewaySettings)
+    users = providers.Singleton(_upstream, "users", settings.provided.users_url, settings)
+    courses = providers.Singleton(_upstream, "courses", settings.provided.courses_url, settings)
+    enrolments = providers.Singleton(
+        _upstream, "enrolments", settings.provided.enrolments_url, settings
+    )

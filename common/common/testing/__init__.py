@@ -1,0 +1,1 @@
+"""Test tooling: real servers as pytest fixtures."""

@@ -1,0 +1,54 @@
+"""Turning request bodies and query strings into pydantic models."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, TypeVar
+
+from flask import request
+from pydantic import BaseModel, ConfigDict
+
+from common.errors import ApiError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class Schema(BaseModel):
+    """Base for request models: unknown fields are refused, strings trimmed."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class QuerySchema(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+def json_body() -> Any:
+    """The request body as JSON, or a 415/400 envelope error."""
+    if not request.is_json:
+        raise ApiError(
+            "The request body must be JSON (Content-Type: application/json).",
+            code="unsupported_media_type",
+            status=415,
+        )
+    raw = request.get_data(cache=True)
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError("The request body is not valid JSON.", code="malformed_json") from None
+
+
+def parse_body(model: type[M]) -> M:
+    data = json_body()
+    if not isinstance(data, dict):
+        raise ApiError("The request body must be a JSON object.", code="malformed_json")
+    return model.model_validate(data)
+
+
+def parse_query(model: type[M]) -> M:
+    args = request.args
+    data: dict[str, Any] = {}
+    for key in args:
+        values = args.getlist(key)
+        data[key] = values[0] if len(values) == 1 else values
+    return model.model_validate(data)
