@@ -29,7 +29,9 @@ def init_jwt(app: Flask, settings: GatewaySettings) -> JWTManager:
         JWT_COOKIE_CSRF_PROTECT=True,
         JWT_CSRF_IN_COOKIES=True,
         JWT_REFRESH_COOKIE_NAME="__Secure-refresh_token" if secure else "refresh_token",
-        JWT_REFRESH_CSRF_COOKIE_NAME="__Secure-csrf_refresh_token" if secure else "csrf_refresh_token",
+        JWT_REFRESH_CSRF_COOKIE_NAME="__Secure-csrf_refresh_token"
+        if secure
+        else "csrf_refresh_token",
         JWT_REFRESH_COOKIE_PATH="/api/auth",
         JWT_REFRESH_CSRF_COOKIE_PATH="/api/auth",
         JWT_SESSION_COOKIE=False,

@@ -86,5 +86,5 @@ _CONNECTION_ERRNOS = {2002, 2003, 2006, 2013, 2055}
 
 
 def _is_connection_error(exc: DBAPIError) -> bool:
-    args = getattr(exc.orig, "args", ())
+    args: tuple[object, ...] = getattr(exc.orig, "args", ())
     return bool(args) and args[0] in _CONNECTION_ERRNOS

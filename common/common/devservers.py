@@ -193,11 +193,16 @@ class Redis:
     def start(self) -> Redis:
         argv = [
             find_binary("redis-server"),
-            "--port", str(self.port),
-            "--bind", "127.0.0.1",
-            "--save", "",
-            "--appendonly", "no",
-            "--dir", str(self.workdir),
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(self.workdir),
         ]
         self._process = ManagedProcess("redis", argv, self.workdir / "redis.log")
         wait_until(self._ready, timeout=20, what="Redis")

@@ -56,7 +56,9 @@ class SmtpMailer:
     def send(self, mail: OutgoingMail) -> None:
         import socket
 
-        message = Message(subject=mail.subject, recipients=[mail.to], body=mail.text, html=mail.html)
+        message = Message(
+            subject=mail.subject, recipients=[mail.to], body=mail.text, html=mail.html
+        )
         previous = socket.getdefaulttimeout()
         with self._app.app_context():
             socket.setdefaulttimeout(self._timeout)

@@ -19,8 +19,16 @@ Capacity = Annotated[int, Field(ge=1, le=1_000_000)]
 
 SORTABLE = ("name", "price", "start_date", "end_date", "created_at")
 SortKey = Literal[
-    "name", "-name", "price", "-price", "start_date", "-start_date",
-    "end_date", "-end_date", "created_at", "-created_at",
+    "name",
+    "-name",
+    "price",
+    "-price",
+    "start_date",
+    "-start_date",
+    "end_date",
+    "-end_date",
+    "created_at",
+    "-created_at",
 ]
 
 

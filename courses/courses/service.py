@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from common.timeutil import from_db
 from courses.adapters.repository import CourseRepository
 from courses.adapters.tables import CourseRecord
 from courses.domain import CourseFields, CourseQuery
-from common.timeutil import from_db
 
 
 def _stored_fields(record: CourseRecord) -> dict[str, Any]:

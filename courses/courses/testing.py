@@ -31,10 +31,10 @@ def courses_app(mariadb: MariaDB) -> Iterator[Flask]:
 
 
 @pytest.fixture
-def courses_db(courses_app: Flask) -> Iterator[None]:
+def courses_db(courses_app: Flask) -> None:
     """Each test starts with empty course tables."""
     truncate_all(courses_app.extensions["container"].database(), Base.metadata)
-    yield
+    return
 
 
 @pytest.fixture

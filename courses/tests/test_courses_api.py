@@ -57,7 +57,9 @@ def test_two_concurrent_creates_of_one_name_give_one_201_and_one_409(courses_app
     def create_once() -> None:
         client = courses_app.test_client()
         barrier.wait()
-        statuses.append(client.post("/courses", json=course(name="Race"), headers=ADMIN).status_code)
+        statuses.append(
+            client.post("/courses", json=course(name="Race"), headers=ADMIN).status_code
+        )
 
     threads = [threading.Thread(target=create_once) for _ in range(2)]
     for thread in threads:
@@ -95,8 +97,9 @@ def test_invalid_course_is_a_400_with_details(courses_client, overrides, field):
 def test_patch_changes_only_sent_fields_and_rechecks_the_merged_course(courses_client):
     created = create(courses_client)
     path = f"/courses/{created['id']}"
-    response = courses_client.patch(path, json={"price": "10.50", "max_participants": None},
-                                    headers=ADMIN)
+    response = courses_client.patch(
+        path, json={"price": "10.50", "max_participants": None}, headers=ADMIN
+    )
     assert response.status_code == 200
     updated = response.get_json()
     assert (updated["price"], updated["max_participants"]) == ("10.50", None)
@@ -109,8 +112,9 @@ def test_patch_changes_only_sent_fields_and_rechecks_the_merged_course(courses_c
 def test_patch_to_a_taken_name_is_a_409(courses_client):
     create(courses_client, name="First")
     second = create(courses_client, name="Second")
-    response = courses_client.patch(f"/courses/{second['id']}", json={"name": "FIRST"},
-                                    headers=ADMIN)
+    response = courses_client.patch(
+        f"/courses/{second['id']}", json={"name": "FIRST"}, headers=ADMIN
+    )
     assert response.status_code == 409
 
 
@@ -126,8 +130,12 @@ def test_delete_then_get_is_404(courses_client):
 def test_writes_need_the_admin_role(courses_client):
     assert courses_client.post("/courses", json=course(), headers=USER).status_code == 403
     created = create(courses_client)
-    assert courses_client.patch(f"/courses/{created['id']}", json={"price": "1"},
-                                headers=USER).status_code == 403
+    assert (
+        courses_client.patch(
+            f"/courses/{created['id']}", json={"price": "1"}, headers=USER
+        ).status_code
+        == 403
+    )
     assert courses_client.delete(f"/courses/{created['id']}", headers=USER).status_code == 403
 
 
@@ -148,32 +156,58 @@ def test_find_by_exact_name(courses_client):
 
 def test_catalogue_paginates_filters_and_sorts(courses_client):
     for index, price in enumerate(["10.00", "20.00", "30.00", "40.00"]):
-        create(courses_client, name=f"Course {index}", price=price,
-               start_date=f"2030-0{index + 1}-01T00:00:00Z", end_date="2031-01-01T00:00:00Z")
+        create(
+            courses_client,
+            name=f"Course {index}",
+            price=price,
+            start_date=f"2030-0{index + 1}-01T00:00:00Z",
+            end_date="2031-01-01T00:00:00Z",
+        )
     create(courses_client, name="100% off_sale", price="5.00")
-    page = courses_client.get("/courses", query_string={"per_page": 2, "page": 2, "sort": "-price"},
-                              headers=USER).get_json()
+    page = courses_client.get(
+        "/courses", query_string={"per_page": 2, "page": 2, "sort": "-price"}, headers=USER
+    ).get_json()
     assert page["total"] == 5
     assert [c["price"] for c in page["courses"]] == ["20.00", "10.00"]
-    priced = courses_client.get("/courses", query_string={"min_price": "15", "max_price": "35"},
-                                headers=USER).get_json()
+    priced = courses_client.get(
+        "/courses", query_string={"min_price": "15", "max_price": "35"}, headers=USER
+    ).get_json()
     assert sorted(c["price"] for c in priced["courses"]) == ["20.00", "30.00"]
-    dated = courses_client.get("/courses", query_string={"starts_after": "2030-02-15T00:00:00Z"},
-                               headers=USER).get_json()
+    dated = courses_client.get(
+        "/courses", query_string={"starts_after": "2030-02-15T00:00:00Z"}, headers=USER
+    ).get_json()
     assert {c["name"] for c in dated["courses"]} == {"Course 2", "Course 3"}
     # LIKE wildcards in the search term are matched literally.
-    assert courses_client.get("/courses", query_string={"search": "%"},
-                              headers=USER).get_json()["total"] == 1
-    assert courses_client.get("/courses", query_string={"search": "f_s"},
-                              headers=USER).get_json()["total"] == 1
-    assert courses_client.get("/courses", query_string={"search": "COURSE"},
-                              headers=USER).get_json()["total"] == 4
+    assert (
+        courses_client.get("/courses", query_string={"search": "%"}, headers=USER).get_json()[
+            "total"
+        ]
+        == 1
+    )
+    assert (
+        courses_client.get("/courses", query_string={"search": "f_s"}, headers=USER).get_json()[
+            "total"
+        ]
+        == 1
+    )
+    assert (
+        courses_client.get("/courses", query_string={"search": "COURSE"}, headers=USER).get_json()[
+            "total"
+        ]
+        == 4
+    )
 
 
 @pytest.mark.parametrize(
     "query",
-    [{"per_page": 1000}, {"page": 0}, {"sort": "password"}, {"min_price": "-1"},
-     {"starts_after": "yesterday"}, {"unknown": "1"}],
+    [
+        {"per_page": 1000},
+        {"page": 0},
+        {"sort": "password"},
+        {"min_price": "-1"},
+        {"starts_after": "yesterday"},
+        {"unknown": "1"},
+    ],
 )
 def test_bad_catalogue_queries_are_400(courses_client, query):
     response = courses_client.get("/courses", query_string=query, headers=USER)
@@ -182,14 +216,19 @@ def test_bad_catalogue_queries_are_400(courses_client, query):
 
 
 def test_envelope_for_protocol_errors(courses_client):
-    not_json = courses_client.post("/courses", data="name=x", headers=ADMIN,
-                                   content_type="application/x-www-form-urlencoded")
+    not_json = courses_client.post(
+        "/courses", data="name=x", headers=ADMIN, content_type="application/x-www-form-urlencoded"
+    )
     assert (not_json.status_code, not_json.get_json()["error"]) == (415, "unsupported_media_type")
-    malformed = courses_client.post("/courses", data="{oops", headers=ADMIN,
-                                    content_type="application/json")
+    malformed = courses_client.post(
+        "/courses", data="{oops", headers=ADMIN, content_type="application/json"
+    )
     assert (malformed.status_code, malformed.get_json()["error"]) == (400, "malformed_json")
     wrong_method = courses_client.put("/courses", headers=ADMIN)
-    assert (wrong_method.status_code, wrong_method.get_json()["error"]) == (405, "method_not_allowed")
+    assert (wrong_method.status_code, wrong_method.get_json()["error"]) == (
+        405,
+        "method_not_allowed",
+    )
     unknown = courses_client.get("/nowhere", headers=ADMIN)
     assert (unknown.status_code, unknown.get_json()["error"]) == (404, "not_found")
 

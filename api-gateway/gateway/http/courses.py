@@ -13,7 +13,7 @@ blueprint = Blueprint("gateway_courses", __name__, url_prefix="/api/course")
 
 
 def _courses() -> Upstream:
-    return current_app.extensions["container"].courses()  # type: ignore[no-any-return]
+    return current_app.extensions["container"].courses()
 
 
 @blueprint.post("/")

@@ -49,14 +49,14 @@ class CourseRepository:
 
     def get_by_name(self, name: str) -> CourseRecord:
         with self.database.transaction() as session:
-            record = session.scalar(select(CourseRecord).where(CourseRecord.name_key == name_key(name)))
+            record = session.scalar(
+                select(CourseRecord).where(CourseRecord.name_key == name_key(name))
+            )
         if record is None:
             raise CourseNotFound()
         return record
 
-    def update(
-        self, course_id: int, merge: Callable[[CourseRecord], CourseFields]
-    ) -> CourseRecord:
+    def update(self, course_id: int, merge: Callable[[CourseRecord], CourseFields]) -> CourseRecord:
         """Lock the row, let ``merge`` compute the new course, write it."""
         try:
             with self.database.transaction() as session:
@@ -92,7 +92,7 @@ class CourseRepository:
         return list(rows), total
 
     @staticmethod
-    def _filtered(query: CourseQuery) -> Select[tuple[CourseRecord]]:
+    def _filtered(query: CourseQuery) -> Select[CourseRecord]:
         statement = select(CourseRecord)
         if query.search:
             pattern = f"%{_escape_like(name_key(query.search))}%"

@@ -16,7 +16,7 @@ blueprint = Blueprint("courses", __name__)
 
 
 def _service() -> CourseService:
-    return current_app.extensions["container"].course_service()  # type: ignore[no-any-return]
+    return current_app.extensions["container"].course_service()
 
 
 def _course_json(record: Any, status: int = 200) -> tuple[Response, int]:
