@@ -2,4 +2,5 @@
 # test tier (service, gateway, end-to-end) can start any service.
 pytest_plugins = [
     "courses.testing",
+    "gateway.testing",
 ]

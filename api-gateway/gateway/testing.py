@@ -1,0 +1,71 @@
+"""pytest fixtures and helpers for the gateway, usable by every test tier."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from flask import Flask
+from flask_jwt_extended import create_access_token
+
+from common.devservers import Nginx
+from common.testing.helpers import TEST_INTERNAL_KEY, TEST_JWT_SECRET
+from common.testing.live import LiveServer
+from gateway import create_app
+from gateway.settings import GatewaySettings
+
+
+def gateway_settings(**overrides: Any) -> GatewaySettings:
+    values: dict[str, Any] = {
+        "environment": "test",
+        "jwt_secret_key": TEST_JWT_SECRET,
+        "internal_api_key": TEST_INTERNAL_KEY,
+        "upstream_timeout": 5.0,
+    }
+    values.update(overrides)
+    return GatewaySettings(**values)
+
+
+def mint_access_token(app: Flask, user_id: str, role: str = "user", **claims: Any) -> str:
+    """A token as login would issue it (used by tests that are not about login)."""
+    with app.app_context():
+        return create_access_token(identity=user_id, additional_claims={"role": role, **claims})
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+class Platform:
+    """A gateway on a real socket with nginx in front, as deployed."""
+
+    def __init__(self, app: Flask, gateway: LiveServer, nginx: Nginx) -> None:
+        self.app = app
+        self.gateway = gateway
+        self.nginx = nginx
+        self.http = httpx.Client(base_url=nginx.url, timeout=10)
+
+    def token(self, user_id: str = "u-1", role: str = "user") -> dict[str, str]:
+        return bearer(mint_access_token(self.app, user_id, role))
+
+    def close(self) -> None:
+        self.http.close()
+        self.nginx.stop()
+        self.gateway.stop()
+
+
+def start_platform(settings: GatewaySettings) -> Platform:
+    app = create_app(settings)
+    gateway = LiveServer(app).start()
+    nginx = Nginx(gateway=f"127.0.0.1:{gateway.port}").start()
+    return Platform(app, gateway, nginx)
+
+
+@pytest.fixture(scope="session")
+def courses_platform(courses_server: LiveServer) -> Iterator[Platform]:
+    """nginx → gateway → courses (MariaDB)."""
+    platform = start_platform(gateway_settings(courses_url=courses_server.url))
+    yield platform
+    platform.close()
