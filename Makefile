@@ -25,7 +25,10 @@ $(STAMP): requirements.txt $(foreach p,$(PACKAGES),$(p)/pyproject.toml)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -r requirements.txt
-	$(BIN)/python -m pip install -q --no-deps --no-build-isolation $(foreach p,$(PACKAGES),-e ./$(p))
+	@# compat mode puts each package dir on sys.path, so a same-named folder in the
+	@# working directory (courses/ holds courses/courses/) can never shadow the package.
+	$(BIN)/python -m pip install -q --no-deps --no-build-isolation \
+		--config-settings editable_mode=compat $(foreach p,$(PACKAGES),-e ./$(p))
 	touch $(STAMP)
 
 lint: install
