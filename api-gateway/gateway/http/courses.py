@@ -5,9 +5,27 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app, request
 
 from common.validation import parse_body, parse_query
-from courses.http.schemas import CourseCreate, CourseListQuery, CourseUpdate
+from pydantic import RootModel
+
+from courses.http.schemas import CourseCreate, CourseList, CourseListQuery, CourseOut, CourseUpdate
 from gateway.adapters.upstream import Upstream
 from gateway.http.guards import current_caller, login_optional, roles_required
+from gateway.openapi import documented
+
+EXAMPLE = {
+    "name": "Python for Data",
+    "description": "Pandas, plots and a little statistics.",
+    "price": "199.99",
+    "currency": "PLN",
+    "max_participants": 20,
+    "start_date": "2031-03-01T09:00:00+01:00",
+    "end_date": "2031-04-01T17:00:00+02:00",
+}
+
+
+class CourseLookup(RootModel[CourseOut | CourseList]):
+    """One course when ``name`` is given, else a page of the catalogue."""
+
 
 blueprint = Blueprint("gateway_courses", __name__, url_prefix="/api/course")
 
@@ -17,6 +35,15 @@ def _courses() -> Upstream:
 
 
 @blueprint.post("/")
+@documented(
+    "Create a course",
+    tag="courses",
+    auth="admin",
+    body=CourseCreate,
+    responses={201: CourseOut},
+    errors=(409,),
+    example=EXAMPLE,
+)
 @roles_required("admin")
 def create_course() -> Response:
     parse_body(CourseCreate)
@@ -26,6 +53,14 @@ def create_course() -> Response:
 
 
 @blueprint.get("/")
+@documented(
+    "Find a course by exact name, or browse the catalogue",
+    tag="courses",
+    auth="optional",
+    query=CourseListQuery,
+    responses={200: CourseLookup},
+    errors=(404,),
+)
 @login_optional
 def list_or_find_courses() -> Response:
     parse_query(CourseListQuery)
@@ -35,12 +70,24 @@ def list_or_find_courses() -> Response:
 
 
 @blueprint.get("/<int:course_id>")
+@documented(
+    "Get a course", tag="courses", auth="optional", responses={200: CourseOut}, errors=(404,)
+)
 @login_optional
 def get_course(course_id: int) -> Response:
     return _courses().forward("GET", f"/courses/{course_id}", caller=current_caller())
 
 
 @blueprint.patch("/<int:course_id>")
+@documented(
+    "Update a course (only the fields sent)",
+    tag="courses",
+    auth="admin",
+    body=CourseUpdate,
+    responses={200: CourseOut},
+    errors=(404, 409),
+    example={"price": "149.00"},
+)
 @roles_required("admin")
 def update_course(course_id: int) -> Response:
     parse_body(CourseUpdate)
@@ -50,6 +97,7 @@ def update_course(course_id: int) -> Response:
 
 
 @blueprint.delete("/<int:course_id>")
+@documented("Delete a course", tag="courses", auth="admin", responses={204: None}, errors=(404,))
 @roles_required("admin")
 def delete_course(course_id: int) -> Response:
     return _courses().forward("DELETE", f"/courses/{course_id}", caller=current_caller())
