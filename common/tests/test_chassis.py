@@ -1,0 +1,165 @@
+"""The shared chassis: settings, envelope, request ids, health, HTTP client, outbox."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+import pytest
+from flask import Flask, jsonify, request
+from pydantic import SecretStr, ValidationError
+
+from common.app import create_base_app
+from common.errors import Conflict
+from common.http import INTERNAL_KEY_HEADER, make_http_client
+from common.outbox import Claimed, OutboxRelay, PermanentFailure, backoff_delay
+from common.request_context import REQUEST_ID_HEADER, set_request_id
+from common.settings import BaseServiceSettings
+from common.testing.helpers import TEST_INTERNAL_KEY
+from common.testing.live import LiveServer
+from common.validation import Schema, parse_body
+
+
+class Item(Schema):
+    name: str
+
+
+def make_app(checks=None) -> Flask:
+    settings = BaseServiceSettings(environment="test", internal_api_key=TEST_INTERNAL_KEY)
+    app = create_base_app("demo", settings, checks or {})
+
+    @app.post("/items")
+    def create_item():
+        item = parse_body(Item)
+        if item.name == "taken":
+            raise Conflict("Name taken.", code="name_taken")
+        if item.name == "boom":
+            raise RuntimeError("secret internals: password=hunter2")
+        return jsonify(name=item.name), 201
+
+    @app.get("/echo-id")
+    def echo_id():
+        return jsonify(seen=request.headers.get(REQUEST_ID_HEADER))
+
+    return app
+
+
+KEY = {INTERNAL_KEY_HEADER: TEST_INTERNAL_KEY}
+
+
+@pytest.mark.parametrize("secret", ["", "change-me-please-change-me-please-123", "short-but-real"])
+def test_settings_refuse_missing_placeholder_or_short_secrets(secret: str):
+    with pytest.raises(ValidationError, match="INTERNAL_API_KEY"):
+        BaseServiceSettings(environment="production", internal_api_key=SecretStr(secret))
+    assert BaseServiceSettings(environment="development", internal_api_key=secret)
+
+
+def test_unexpected_exception_is_a_500_without_internals(caplog):
+    response = make_app().test_client().post("/items", json={"name": "boom"}, headers=KEY)
+    assert response.status_code == 500
+    body = response.get_json()
+    assert body["error"] == "internal_error"
+    assert "hunter2" not in response.get_data(as_text=True)
+    assert any("unhandled_exception" in record.getMessage() for record in caplog.records)
+
+
+def test_api_errors_and_validation_errors_use_the_envelope():
+    client = make_app().test_client()
+    conflict = client.post("/items", json={"name": "taken"}, headers=KEY)
+    assert conflict.status_code == 409
+    assert conflict.get_json() == {
+        "message": "Name taken.",
+        "error": "name_taken",
+        "request_id": conflict.headers[REQUEST_ID_HEADER],
+    }
+    invalid = client.post("/items", json={"name": 5, "extra": 1}, headers=KEY)
+    assert invalid.status_code == 400
+    assert {tuple(d["loc"]) for d in invalid.get_json()["details"]} == {("name",), ("extra",)}
+    not_object = client.post("/items", json=[1], headers=KEY)
+    assert (not_object.status_code, not_object.get_json()["error"]) == (400, "malformed_json")
+
+
+def test_request_id_is_adopted_when_well_formed_else_minted():
+    client = make_app().test_client()
+    kept = client.get("/echo-id", headers={**KEY, REQUEST_ID_HEADER: "abc-123"})
+    assert kept.headers[REQUEST_ID_HEADER] == "abc-123"
+    replaced = client.get("/echo-id", headers={**KEY, REQUEST_ID_HEADER: "bad id <script>"})
+    assert replaced.headers[REQUEST_ID_HEADER] != "bad id <script>"
+    assert len(replaced.headers[REQUEST_ID_HEADER]) == 32
+
+
+def test_readiness_names_the_failing_check():
+    def broken() -> None:
+        raise ConnectionError("db down")
+
+    client = make_app({"database": broken, "cache": lambda: None}).test_client()
+    ready = client.get("/health/ready")
+    assert ready.status_code == 503
+    assert ready.get_json()["checks"] == {"database": "fail", "cache": "ok"}
+    assert client.get("/health/live").status_code == 200
+
+
+def test_http_client_sends_request_id_and_internal_key_over_one_pool():
+    server = LiveServer(make_app()).start()
+    try:
+        with make_http_client(server.url, internal_key=TEST_INTERNAL_KEY) as client:
+            set_request_id("trace-42")
+            first = client.get("/echo-id")
+            second = client.get("/echo-id")
+        assert first.status_code == 200
+        assert first.json() == {"seen": "trace-42"}
+        assert second.json() == {"seen": "trace-42"}
+        with make_http_client(server.url) as anonymous:
+            assert anonymous.get("/echo-id").status_code == 401
+    finally:
+        server.stop()
+
+
+class MemoryOutbox:
+    def __init__(self, payloads: list[str]) -> None:
+        self.items = {str(i): [p, 0, "due"] for i, p in enumerate(payloads)}
+        self.lock = threading.Lock()
+
+    def claim_due(self, limit: int) -> Sequence[Claimed[str]]:
+        with self.lock:
+            due = [(k, v) for k, v in self.items.items() if v[2] == "due"][:limit]
+            for _, value in due:
+                value[1] += 1
+                value[2] = "claimed"
+            return [Claimed(k, v[1], v[0]) for k, v in due]
+
+    def mark_done(self, item_id: str) -> None:
+        self.items[item_id][2] = "done"
+
+    def mark_retry(self, item_id: str, delay_seconds: float, error: str) -> None:
+        self.items[item_id][2] = "due"
+
+    def mark_failed(self, item_id: str, error: str) -> None:
+        self.items[item_id][2] = "failed"
+
+
+def test_outbox_relay_retries_until_delivered_and_stops_on_permanent_failure():
+    store = MemoryOutbox(["flaky", "ok", "refused"])
+    failures = {"flaky": 2}
+    delivered: list[str] = []
+
+    def handler(payload: str) -> None:
+        if payload == "refused":
+            raise PermanentFailure("remote said no")
+        if failures.get(payload, 0) > 0:
+            failures[payload] -= 1
+            raise ConnectionError("smtp down")
+        delivered.append(payload)
+
+    relay = OutboxRelay("test", store, handler, backoff_base=0.0)
+    for _ in range(5):
+        relay.drain_once()
+    assert sorted(delivered) == ["flaky", "ok"]
+    assert store.items["0"][1] == 3
+    assert store.items["2"][2] == "failed"
+
+
+def test_backoff_grows_and_is_capped():
+    assert all(0 <= backoff_delay(1, base=1) <= 1 for _ in range(50))
+    assert max(backoff_delay(6, base=1) for _ in range(200)) > 16
+    assert all(backoff_delay(30, base=1, cap=60) <= 60 for _ in range(50))
