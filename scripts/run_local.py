@@ -14,37 +14,16 @@ import json
 import os
 import secrets
 import signal
-import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import fields
 from pathlib import Path
 
+from common.devservers import ServerError, port_open
+from common.launcher import Platform, PlatformConfig, Ports
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "common"))
-
-from common.devservers import (  # noqa: E402
-    ManagedProcess,
-    ServerError,
-    find_binary,
-    port_open,
-    render_nginx_config,
-    wait_until,
-)
-
 VAR = ROOT / "var"
-RUN = VAR / "run"
-BIN = Path(sys.executable).parent
-
-
-@dataclass
-class Service:
-    name: str
-    module: str
-    port: int
-    env: dict[str, str] = field(default_factory=dict)
-    workers: int = 2
-    migrate: bool = False
 
 
 def dev_secrets() -> dict[str, str]:
@@ -59,239 +38,82 @@ def dev_secrets() -> dict[str, str]:
         "FAKTUROWNIA_API_TOKEN": secrets.token_urlsafe(24),
         "ADMIN_EMAIL": "admin@course-platform.local",
         "ADMIN_USERNAME": "admin",
-        "ADMIN_PASSWORD": secrets.token_urlsafe(12),
+        "ADMIN_PASSWORD": secrets.token_urlsafe(16),
     }
+    VAR.mkdir(exist_ok=True)
     path.write_text(json.dumps(values, indent=2))
     path.chmod(0o600)
     return values
 
 
-def importable(module: str) -> bool:
-    probe = subprocess.run([sys.executable, "-c", f"from {module} import create_app"], capture_output=True)
-    return probe.returncode == 0
-
-
-def plan(ports: dict[str, int], keys: dict[str, str]) -> list[Service]:
+def config_from_environment() -> PlatformConfig:
     env = os.environ
-    mail = {"MAIL_SERVER": "127.0.0.1", "MAIL_PORT": str(ports["smtp"])}
-    common = {"ENVIRONMENT": "development", "INTERNAL_API_KEY": keys["INTERNAL_API_KEY"]}
-    urls = {
-        "USERS_URL": f"http://127.0.0.1:{ports['users']}",
-        "COURSES_URL": f"http://127.0.0.1:{ports['courses']}",
-        "ENROLMENTS_URL": f"http://127.0.0.1:{ports['enrolments']}",
-    }
-    mongo = env.get("MONGO_URL", "")
-    redis = env.get("REDIS_URL", "")
-    services = [
-        Service(
-            "fakturownia-sandbox",
-            "fakturownia_sandbox",
-            ports["fakturownia"],
-            workers=1,
-            env={"FAKTUROWNIA_API_TOKEN": keys["FAKTUROWNIA_API_TOKEN"]},
+    keys = dev_secrets()
+    return PlatformConfig(
+        ports=Ports.from_base(int(env.get("PORT", "8080"))),
+        run_dir=VAR,
+        internal_api_key=keys["INTERNAL_API_KEY"],
+        jwt_secret_key=keys["JWT_SECRET_KEY"],
+        totp_encryption_key=keys["TOTP_ENCRYPTION_KEY"],
+        fakturownia_api_token=keys["FAKTUROWNIA_API_TOKEN"],
+        courses_database_url=env.get("COURSES_DATABASE_URL", f"sqlite:///{VAR / 'courses.db'}"),
+        enrolments_database_url=env.get(
+            "ENROLMENTS_DATABASE_URL", f"sqlite:///{VAR / 'enrolments.db'}"
         ),
-        Service(
-            "courses",
-            "courses",
-            ports["courses"],
-            migrate=True,
-            env={
-                **common,
-                "DATABASE_URL": env.get("COURSES_DATABASE_URL", f"sqlite:///{VAR / 'courses.db'}"),
-            },
-        ),
-        Service(
-            "users",
-            "users",
-            ports["users"],
-            workers=2 if mongo else 1,
-            env={
-                **common,
-                **mail,
-                "MONGO_URL": mongo,
-                "TOTP_ENCRYPTION_KEY": keys["TOTP_ENCRYPTION_KEY"],
-                "FRONTEND_URL": env.get("FRONTEND_URL", f"http://127.0.0.1:{ports['http']}"),
-                "ADMIN_EMAIL": env.get("ADMIN_EMAIL", keys["ADMIN_EMAIL"]),
-                "ADMIN_USERNAME": env.get("ADMIN_USERNAME", keys["ADMIN_USERNAME"]),
-                "ADMIN_PASSWORD": env.get("ADMIN_PASSWORD", keys["ADMIN_PASSWORD"]),
-            },
-        ),
-        Service(
-            "enrolments",
-            "enrolments",
-            ports["enrolments"],
-            migrate=True,
-            env={
-                **common,
-                **mail,
-                **urls,
-                "DATABASE_URL": env.get(
-                    "ENROLMENTS_DATABASE_URL", f"sqlite:///{VAR / 'enrolments.db'}"
-                ),
-                "FAKTUROWNIA_URL": f"http://127.0.0.1:{ports['fakturownia']}",
-                "FAKTUROWNIA_API_TOKEN": keys["FAKTUROWNIA_API_TOKEN"],
-                "FAKTUROWNIA_SELLER_NAME": "Course Platform (local)",
-                "RUN_WORKERS": "true",
-            },
-        ),
-        Service(
-            "gateway",
-            "gateway",
-            ports["gateway"],
-            workers=2 if redis else 1,
-            env={
-                **common,
-                **urls,
-                "JWT_SECRET_KEY": keys["JWT_SECRET_KEY"],
-                "REDIS_URL": redis,
-                "COOKIE_SECURE": "false",
-            },
-        ),
-    ]
-    return [service for service in services if importable(service.module)]
-
-
-def gunicorn_argv(service: Service) -> list[str]:
-    factory = (
-        f"{service.module}.app:create_app()"
-        if service.module != "fakturownia_sandbox"
-        else "fakturownia_sandbox:create_app()"
+        mongo_url=env.get("MONGO_URL", ""),
+        redis_url=env.get("REDIS_URL", ""),
+        admin={
+            key: env.get(f"ADMIN_{key.upper()}", keys[f"ADMIN_{key.upper()}"])
+            for key in ("email", "username", "password")
+        },
+        frontend_url=env.get("FRONTEND_URL", ""),
     )
-    return [
-        str(BIN / "gunicorn"),
-        "-k",
-        "gthread",
-        "--threads",
-        "8",
-        "-w",
-        str(service.workers),
-        "-b",
-        f"127.0.0.1:{service.port}",
-        "--graceful-timeout",
-        "5",
-        factory,
-    ]
-
-
-def migrate(service: Service) -> None:
-    env = {**os.environ, **service.env}
-    result = subprocess.run(
-        [str(BIN / "flask"), "--app", service.module, "db", "upgrade"],
-        env=env,
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-    )
-    if result.returncode != 0:
-        raise ServerError(f"migrations of {service.name} failed:\n{result.stderr[-3000:]}")
-
-
-def start_nginx(ports: dict[str, int]) -> ManagedProcess | None:
-    try:
-        nginx = find_binary("nginx")
-    except ServerError:
-        return None
-    workdir = RUN / "nginx"
-    workdir.mkdir(parents=True, exist_ok=True)
-    config = render_nginx_config(
-        listen=f"127.0.0.1:{ports['http']}",
-        gateway=f"127.0.0.1:{ports['gateway']}",
-        workdir=workdir,
-    )
-    process = ManagedProcess(
-        "nginx", [nginx, "-p", str(workdir), "-c", str(config)], RUN / "nginx.log"
-    )
-    wait_until(lambda: port_open(ports["http"]), timeout=15, what="nginx")
-    return process
 
 
 def main() -> int:
-    base = int(os.environ.get("PORT", "8080"))
-    ports = {
-        "http": base,
-        "gateway": base + 1,
-        "users": base + 2,
-        "courses": base + 3,
-        "enrolments": base + 4,
-        "fakturownia": base + 5,
-        "smtp": base + 6,
-    }
-    busy = [f"{name}:{port}" for name, port in ports.items() if port_open(port)]
+    config = config_from_environment()
+    ports = config.ports
+    busy = [
+        f"{f.name}:{getattr(ports, f.name)}"
+        for f in fields(ports)
+        if port_open(getattr(ports, f.name))
+    ]
     if busy:
         print(f"ports already in use: {', '.join(busy)} (set PORT=... to move)", file=sys.stderr)
         return 1
-    RUN.mkdir(parents=True, exist_ok=True)
-    keys = dev_secrets()
-    children: list[ManagedProcess] = []
-    sys.path.insert(0, str(ROOT / "common"))
-    children.append(
-        ManagedProcess(
-            "smtp-sink",
-            [
-                sys.executable,
-                "-m",
-                "common.smtp_sink",
-                "--port",
-                str(ports["smtp"]),
-                "--dir",
-                str(VAR / "mail"),
-            ],
-            RUN / "smtp-sink.log",
-        )
-    )
+    platform = Platform(config)
     try:
-        services = plan(ports, keys)
-        for service in services:
-            if service.migrate:
-                migrate(service)
-            env = {**os.environ, **service.env, "PYTHONUNBUFFERED": "1"}
-            children.append(
-                ManagedProcess(
-                    service.name,
-                    gunicorn_argv(service),
-                    RUN / f"{service.name}.log",
-                    env=env,
-                    cwd=ROOT,
-                )
-            )
-        for service, child in zip(services, children[1:], strict=True):
-            wait_until(
-                lambda s=service, c=child: c.ensure_alive() or port_open(s.port),
-                timeout=60,
-                what=service.name,
-            )
-        nginx = start_nginx(ports)
-        if nginx:
-            children.append(nginx)
-        entry = ports["http"] if nginx else ports["gateway"]
-        print_banner(entry, nginx is not None, services)
-        return supervise(children)
+        platform.start()
     except ServerError as exc:
         print(f"start-up failed: {exc}", file=sys.stderr)
         return 1
+    try:
+        print_banner(platform, config)
+        return supervise(platform)
     finally:
-        for child in reversed(children):
-            child.stop()
+        platform.stop()
         print("stopped every process", flush=True)
 
 
-def print_banner(port: int, behind_nginx: bool, services: list[Service]) -> None:
-    base = f"http://127.0.0.1:{port}"
+def print_banner(platform: Platform, config: PlatformConfig) -> None:
+    base = platform.url
+    chain = "nginx → gateway" if platform.behind_nginx else "gateway (nginx not installed)"
+    store = "Redis" if config.redis_url else "in-process store, single gateway process"
     print(
         f"""
-Course Platform is running ({"nginx → " if behind_nginx else ""}gateway → services)
+Course Platform is running: {chain} → {", ".join(s.name for s in platform.services)}
   API base URL   {base}/api/            e.g. curl {base}/api/course/
   API docs       {base}/api/docs
   Captured mail  {VAR / "mail"}/*.eml
-  Admin account  from ADMIN_EMAIL/ADMIN_USERNAME/ADMIN_PASSWORD, else {VAR / "dev-secrets.json"}
-  Logs           {RUN}/*.log
-  Services       {", ".join(s.name for s in services)}
+  Admin account  ADMIN_EMAIL/ADMIN_USERNAME/ADMIN_PASSWORD if set, else {VAR / "dev-secrets.json"}
+  Gateway state  {store}
+  Logs           {VAR}/*.log
 Press Ctrl-C to stop.""",
         flush=True,
     )
 
 
-def supervise(children: list[ManagedProcess]) -> int:
+def supervise(platform: Platform) -> int:
     stop = {"now": False}
 
     def request_stop(*_: object) -> None:
@@ -300,15 +122,13 @@ def supervise(children: list[ManagedProcess]) -> int:
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
     while not stop["now"]:
-        for child in children:
-            if not child.alive():
-                print(
-                    f"{child.name} exited with code {child.process.returncode}; "
-                    f"see {child.log_path}",
-                    file=sys.stderr,
-                    flush=True,
-                )
-                return 1
+        for child in platform.dead_children():
+            print(
+                f"{child.name} exited with code {child.process.returncode}; see {child.log_path}",
+                file=sys.stderr,
+                flush=True,
+            )
+            return 1
         time.sleep(0.5)
     return 0
 

@@ -1,0 +1,278 @@
+"""Start the whole platform as real processes: what `make run` and the
+end-to-end tests share.
+
+Every service runs under gunicorn (gthread workers) with its settings in the
+environment; nginx, when installed, fronts the gateway with the production
+template. Databases and Redis are given as URLs: the caller decides whether
+they are embedded (SQLite, mongomock, in-process store) or real servers.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from common.devservers import (
+    ManagedProcess,
+    ServerError,
+    find_binary,
+    port_open,
+    render_nginx_config,
+    wait_until,
+)
+
+BIN = Path(sys.executable).parent
+
+
+@dataclass
+class Ports:
+    http: int
+    gateway: int
+    users: int
+    courses: int
+    enrolments: int
+    fakturownia: int
+    smtp: int
+
+    @classmethod
+    def from_base(cls, base: int) -> Ports:
+        return cls(*(base + offset for offset in range(7)))
+
+
+@dataclass
+class PlatformConfig:
+    ports: Ports
+    run_dir: Path
+    internal_api_key: str
+    jwt_secret_key: str
+    totp_encryption_key: str
+    fakturownia_api_token: str
+    courses_database_url: str
+    enrolments_database_url: str
+    mongo_url: str = ""
+    redis_url: str = ""
+    admin: dict[str, str] = field(default_factory=dict)
+    environment: str = "development"
+    frontend_url: str = ""
+    workers: int = 2
+    extra_env: dict[str, dict[str, str]] = field(default_factory=dict)
+
+
+@dataclass
+class Service:
+    name: str
+    module: str
+    port: int
+    env: dict[str, str]
+    workers: int = 2
+    migrate: bool = False
+
+
+def importable(module: str) -> bool:
+    probe = subprocess.run(
+        [sys.executable, "-c", f"from {module} import create_app"], capture_output=True
+    )
+    return probe.returncode == 0
+
+
+def plan(config: PlatformConfig) -> list[Service]:
+    ports = config.ports
+    mail = {"MAIL_SERVER": "127.0.0.1", "MAIL_PORT": str(ports.smtp)}
+    base = {
+        "ENVIRONMENT": config.environment,
+        "INTERNAL_API_KEY": config.internal_api_key,
+        "LOG_LEVEL": "INFO",
+    }
+    urls = {
+        "USERS_URL": f"http://127.0.0.1:{ports.users}",
+        "COURSES_URL": f"http://127.0.0.1:{ports.courses}",
+        "ENROLMENTS_URL": f"http://127.0.0.1:{ports.enrolments}",
+    }
+    admin = {f"ADMIN_{key.upper()}": value for key, value in config.admin.items()}
+    workers = config.workers
+    services = [
+        Service(
+            "fakturownia-sandbox",
+            "fakturownia_sandbox",
+            ports.fakturownia,
+            workers=1,
+            env={"FAKTUROWNIA_API_TOKEN": config.fakturownia_api_token},
+        ),
+        Service(
+            "courses",
+            "courses",
+            ports.courses,
+            workers=workers,
+            migrate=True,
+            env={**base, "DATABASE_URL": config.courses_database_url},
+        ),
+        # The in-process MongoDB stand-in lives in one process, so one worker without MONGO_URL.
+        Service(
+            "users",
+            "users",
+            ports.users,
+            workers=workers if config.mongo_url else 1,
+            env={
+                **base,
+                **mail,
+                **admin,
+                "MONGO_URL": config.mongo_url,
+                "TOTP_ENCRYPTION_KEY": config.totp_encryption_key,
+                "FRONTEND_URL": config.frontend_url or f"http://127.0.0.1:{ports.http}",
+            },
+        ),
+        Service(
+            "enrolments",
+            "enrolments",
+            ports.enrolments,
+            workers=workers,
+            migrate=True,
+            env={
+                **base,
+                **mail,
+                **urls,
+                "DATABASE_URL": config.enrolments_database_url,
+                "FAKTUROWNIA_URL": f"http://127.0.0.1:{ports.fakturownia}",
+                "FAKTUROWNIA_API_TOKEN": config.fakturownia_api_token,
+                "FAKTUROWNIA_SELLER_NAME": "Course Platform",
+                "RUN_WORKERS": "true",
+            },
+        ),
+        # Without Redis the gateway's store is in-process: one worker, or limits would not hold.
+        Service(
+            "gateway",
+            "gateway",
+            ports.gateway,
+            workers=workers if config.redis_url else 1,
+            env={
+                **base,
+                **urls,
+                "JWT_SECRET_KEY": config.jwt_secret_key,
+                "REDIS_URL": config.redis_url,
+                "COOKIE_SECURE": "false",
+            },
+        ),
+    ]
+    for service in services:
+        service.env.update(config.extra_env.get(service.name, {}))
+    return [service for service in services if importable(service.module)]
+
+
+def gunicorn_argv(service: Service) -> list[str]:
+    return [
+        str(BIN / "gunicorn"),
+        "-k",
+        "gthread",
+        "--threads",
+        "8",
+        "-w",
+        str(service.workers),
+        "-b",
+        f"127.0.0.1:{service.port}",
+        "--graceful-timeout",
+        "5",
+        f"{service.module}:create_app()",
+    ]
+
+
+class Platform:
+    def __init__(self, config: PlatformConfig) -> None:
+        self.config = config
+        self.children: list[ManagedProcess] = []
+        self.services: list[Service] = []
+        self.behind_nginx = False
+
+    @property
+    def url(self) -> str:
+        port = self.config.ports.http if self.behind_nginx else self.config.ports.gateway
+        return f"http://127.0.0.1:{port}"
+
+    def start(self, *, smtp_sink: bool = True, require_nginx: bool = False) -> Platform:
+        self.config.run_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            if smtp_sink:
+                self._spawn(
+                    "smtp-sink",
+                    [
+                        sys.executable,
+                        "-m",
+                        "common.smtp_sink",
+                        "--port",
+                        str(self.config.ports.smtp),
+                        "--dir",
+                        str(self.config.run_dir / "mail"),
+                    ],
+                )
+            self.services = plan(self.config)
+            for service in self.services:
+                if service.migrate:
+                    self._migrate(service)
+                self._spawn(service.name, gunicorn_argv(service), service.env)
+            for service, child in zip(
+                self.services, self.children[-len(self.services) :], strict=True
+            ):
+                wait_until(
+                    lambda s=service, c=child: c.ensure_alive() or port_open(s.port),
+                    timeout=60,
+                    what=service.name,
+                )
+            self._start_nginx(require_nginx)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
+        full_env = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"}
+        self.children.append(
+            ManagedProcess(
+                name,
+                argv,
+                self.config.run_dir / f"{name}.log",
+                env=full_env,
+                cwd=self.config.run_dir,
+            )
+        )
+
+    def _migrate(self, service: Service) -> None:
+        result = subprocess.run(
+            [str(BIN / "flask"), "--app", service.module, "db", "upgrade"],
+            env={**os.environ, **service.env},
+            capture_output=True,
+            text=True,
+            cwd=self.config.run_dir,
+        )
+        if result.returncode != 0:
+            raise ServerError(f"migrations of {service.name} failed:\n{result.stderr[-3000:]}")
+
+    def _start_nginx(self, required: bool) -> None:
+        try:
+            nginx = find_binary("nginx")
+        except ServerError:
+            if required:
+                raise
+            return
+        workdir = self.config.run_dir / "nginx"
+        workdir.mkdir(parents=True, exist_ok=True)
+        config = render_nginx_config(
+            listen=f"127.0.0.1:{self.config.ports.http}",
+            gateway=f"127.0.0.1:{self.config.ports.gateway}",
+            workdir=workdir,
+        )
+        self._spawn("nginx", [nginx, "-p", str(workdir), "-c", str(config)])
+        wait_until(lambda: port_open(self.config.ports.http), timeout=15, what="nginx")
+        self.behind_nginx = True
+
+    def child(self, name: str) -> ManagedProcess:
+        return next(child for child in self.children if child.name == name)
+
+    def dead_children(self) -> list[ManagedProcess]:
+        return [child for child in self.children if not child.alive()]
+
+    def stop(self) -> None:
+        for child in reversed(self.children):
+            child.stop()
+        self.children.clear()
