@@ -30,7 +30,7 @@ def dev_secrets() -> dict[str, str]:
     """Random keys made once per checkout, so restarts keep sessions and logins."""
     path = VAR / "dev-secrets.json"
     if path.exists():
-        return json.loads(path.read_text())  # type: ignore[no-any-return]
+        return json.loads(path.read_text())
     values = {
         "JWT_SECRET_KEY": secrets.token_urlsafe(48),
         "INTERNAL_API_KEY": secrets.token_urlsafe(48),

@@ -211,19 +211,22 @@ class Platform:
                 if service.migrate:
                     self._migrate(service)
                 self._spawn(service.name, gunicorn_argv(service), service.env)
-            for service, child in zip(
-                self.services, self.children[-len(self.services) :], strict=True
-            ):
-                wait_until(
-                    lambda s=service, c=child: c.ensure_alive() or port_open(s.port),
-                    timeout=60,
-                    what=service.name,
-                )
+            for service in self.services:
+                self._wait_ready(service)
             self._start_nginx(require_nginx)
         except BaseException:
             self.stop()
             raise
         return self
+
+    def _wait_ready(self, service: Service) -> None:
+        child = self.child(service.name)
+
+        def ready() -> bool:
+            child.ensure_alive()
+            return port_open(service.port)
+
+        wait_until(ready, timeout=60, what=service.name)
 
     def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
         full_env = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"}
