@@ -3,4 +3,5 @@
 pytest_plugins = [
     "courses.testing",
     "gateway.testing",
+    "users.testing",
 ]

@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+from dependency_injector import containers, providers
+
+from common.mail import MailSettings, SmtpMailer
+from common.outbox import OutboxRelay
+from users.adapters.mongo import make_database, make_mongo_client
+from users.adapters.outbox import MongoOutbox
+from users.adapters.repository import UserRepository
+from users.security import Passwords, Secrets
+from users.service import Policy, UserService
+from users.settings import UsersSettings
+
+
+class Container(containers.DeclarativeContainer):
+    settings = providers.Dependency(instance_of=UsersSettings)
+    mail_settings = providers.Dependency(instance_of=MailSettings)
+    mongo_client = providers.Singleton(make_mongo_client, url=settings.provided.mongo_url)
+    database = providers.Singleton(make_database, mongo_client, settings.provided.mongo_db)
+    user_repository = providers.Singleton(UserRepository, database=database)
+    outbox = providers.Singleton(
+        MongoOutbox, database=database, lease_seconds=settings.provided.mail_relay_lease_seconds
+    )
+    mailer = providers.Singleton(SmtpMailer, settings=mail_settings)
+    mail_relay = providers.Singleton(
+        OutboxRelay,
+        "users-mail",
+        outbox,
+        mailer.provided.send,
+        poll_interval=settings.provided.mail_relay_poll_seconds,
+        max_attempts=settings.provided.mail_relay_max_attempts,
+        backoff_base=settings.provided.mail_relay_backoff_base,
+    )
+    passwords = providers.Singleton(Passwords)
+    secrets = providers.Singleton(
+        Secrets, master_key=settings.provided.totp_encryption_key.get_secret_value.call()
+    )
+    policy = providers.Singleton(
+        Policy,
+        activation_code_minutes=settings.provided.activation_code_minutes,
+        activation_max_attempts=settings.provided.activation_max_attempts,
+        activation_resend_seconds=settings.provided.activation_resend_seconds,
+        reset_token_minutes=settings.provided.reset_token_minutes,
+        frontend_url=settings.provided.frontend_url,
+        totp_issuer=settings.provided.totp_issuer,
+    )
+    user_service = providers.Singleton(
+        UserService,
+        repository=user_repository,
+        outbox=outbox,
+        passwords=passwords,
+        secrets=secrets,
+        policy=policy,
+        notify_mail=mail_relay.provided.wake,
+    )

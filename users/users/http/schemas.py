@@ -1,0 +1,190 @@
+"""Request and response models of the users API (the gateway may reuse them).
+
+Every field is a plain string/int of bounded size: a JSON object such as
+``{"$ne": null}`` where a string is expected is a 400, so request values can
+never become MongoDB operators.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, Field, StrictStr, field_validator, model_validator
+
+from common.validation import QuerySchema, Schema
+from users.domain import (
+    PASSWORD_MAX,
+    RECOVERY_PATTERN,
+    TOTP_PATTERN,
+    USERNAME_PATTERN,
+    Role,
+    nfkc,
+)
+
+Username = Annotated[StrictStr, Field(min_length=3, max_length=32)]
+Email = Annotated[StrictStr, Field(min_length=3, max_length=254)]
+PersonName = Annotated[StrictStr, Field(min_length=1, max_length=64)]
+Gender = Annotated[StrictStr, Field(min_length=1, max_length=32)]
+# Long enough for the policy to give a precise answer, short enough to bound argon2's work.
+Password = Annotated[StrictStr, Field(min_length=1, max_length=PASSWORD_MAX * 4)]
+Identifier = Annotated[StrictStr, Field(min_length=1, max_length=254)]
+ObjectIdStr = Annotated[StrictStr, Field(min_length=1, max_length=64)]
+ActivationCode = Annotated[StrictStr, Field(pattern=r"^[0-9]{6}$")]
+Token = Annotated[StrictStr, Field(min_length=16, max_length=128)]
+
+
+def _valid_username(value: str) -> str:
+    value = nfkc(value)
+    if not USERNAME_PATTERN.fullmatch(value):
+        raise ValueError("use 3-32 letters, digits, '.', '_' or '-'")
+    return value
+
+
+def _valid_email(value: str) -> str:
+    local, _, domain = value.rpartition("@")
+    if not local or "." not in domain or any(ch.isspace() for ch in value) or "@" in local:
+        raise ValueError("not a valid email address")
+    return value
+
+
+class UserCreate(Schema):
+    """Body of ``POST /users`` (the seed's shape; ``role`` only for admins)."""
+
+    username: Username
+    first_name: PersonName
+    last_name: PersonName
+    email: Email
+    password: Password
+    password_confirmation: Password
+    gender: Gender
+    role: Role | None = None
+
+    @field_validator("username")
+    @classmethod
+    def _username(cls, value: str) -> str:
+        return _valid_username(value)
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str) -> str:
+        return _valid_email(value)
+
+    @model_validator(mode="after")
+    def _passwords_match(self) -> UserCreate:
+        if self.password != self.password_confirmation:
+            raise ValueError("password and password_confirmation differ")
+        return self
+
+
+class ActivationRequest(Schema):
+    """Body of ``PATCH /users/activation``. ``identifier`` (email or username) is
+    optional; with it, wrong codes count against that account's 5 tries."""
+
+    code: ActivationCode
+    identifier: Identifier | None = None
+
+
+class IdentifierQuery(QuerySchema):
+    identifier: Identifier
+
+
+class IdentifierBody(Schema):
+    identifier: Identifier
+
+
+class ResetRequest(Schema):
+    token: Token
+    new_password: Password
+
+
+class ProfileUpdate(Schema):
+    first_name: PersonName | None = None
+    last_name: PersonName | None = None
+    gender: Gender | None = None
+
+    def changes(self) -> dict[str, object]:
+        return {
+            field: getattr(self, field)
+            for field in self.model_fields_set
+            if getattr(self, field) is not None
+        }
+
+
+class PasswordChange(Schema):
+    current_password: Password
+    new_password: Password
+
+
+class PasswordOnly(Schema):
+    password: Password
+
+
+def _second_factor(value: str) -> str:
+    if not (TOTP_PATTERN.fullmatch(value) or RECOVERY_PATTERN.fullmatch(value)):
+        raise ValueError("expected 6 digits or a recovery code")
+    return value
+
+
+SecondFactor = Annotated[StrictStr, Field(min_length=6, max_length=11)]
+
+
+class MfaConfirm(Schema):
+    code: Annotated[StrictStr, Field(pattern=r"^[0-9]{6}$")]
+
+
+class MfaDisable(Schema):
+    password: Password
+    code: SecondFactor
+
+    @field_validator("code")
+    @classmethod
+    def _code(cls, value: str) -> str:
+        return _second_factor(value)
+
+
+class UserIdQuery(QuerySchema):
+    user_id: ObjectIdStr
+
+
+class UserListQuery(QuerySchema):
+    page: Annotated[int, Field(ge=1, le=100_000)] = 1
+    per_page: Annotated[int, Field(ge=1, le=100)] = 20
+    search: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+
+
+class RoleChange(Schema):
+    role: Role
+
+
+class CredentialsCheck(Schema):
+    identifier: Identifier
+    password: Password
+
+
+class MfaCheck(Schema):
+    user_id: ObjectIdStr
+    code: SecondFactor
+
+    @field_validator("code")
+    @classmethod
+    def _code(cls, value: str) -> str:
+        return _second_factor(value)
+
+
+class UserOut(BaseModel):
+    id: str
+    username: str
+    first_name: str
+    last_name: str
+    email: str
+    gender: str
+    role: str
+    is_active: bool
+    mfa_enabled: bool
+
+
+class UserList(BaseModel):
+    users: list[UserOut]
+    page: int
+    per_page: int
+    total: int

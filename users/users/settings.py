@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+
+from common.settings import BaseServiceSettings
+
+
+class UsersSettings(BaseServiceSettings):
+    # "" or "mongomock://" → the in-process stand-in; anything else is a real MongoDB URL.
+    mongo_url: str = ""
+    mongo_db: str = "users"
+    # Any string of at least 32 bytes; a Fernet key is derived from it (HKDF-SHA256).
+    totp_encryption_key: SecretStr = SecretStr("")
+    totp_issuer: str = "Course Platform"
+    # Links in mails are built from this, never from the request's Host header.
+    frontend_url: str = "http://127.0.0.1:8080"
+    activation_code_minutes: int = 30
+    activation_max_attempts: int = 5
+    activation_resend_seconds: int = 60
+    reset_token_minutes: int = 30
+    # Local runs only (environment == "development"): seed this admin at start-up.
+    admin_email: str | None = None
+    admin_username: str | None = None
+    admin_password: str | None = Field(default=None, repr=False)
+    # Background mail sender draining the outbox collection.
+    run_mail_relay: bool = True
+    mail_relay_poll_seconds: float = 1.0
+    mail_relay_backoff_base: float = 1.0
+    mail_relay_lease_seconds: float = 60.0
+    mail_relay_max_attempts: int = 20
