@@ -56,11 +56,12 @@ class SmtpMailer:
     def send(self, mail: OutgoingMail) -> None:
         import socket
 
-        message = Message(
-            subject=mail.subject, recipients=[mail.to], body=mail.text, html=mail.html
-        )
         previous = socket.getdefaulttimeout()
         with self._app.app_context():
+            # Flask-Mail reads the default sender from the current app.
+            message = Message(
+                subject=mail.subject, recipients=[mail.to], body=mail.text, html=mail.html
+            )
             socket.setdefaulttimeout(self._timeout)
             try:
                 self._mail.send(message)

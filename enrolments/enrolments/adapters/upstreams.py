@@ -1,0 +1,85 @@
+"""The users and courses services, over pooled clients carrying the internal key."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from common.http import make_http_client
+from enrolments.domain import (
+    Course,
+    CourseNotFound,
+    UpstreamError,
+    UpstreamUnavailable,
+    User,
+    UserNotFound,
+)
+
+log = logging.getLogger(__name__)
+
+
+def _get(client: httpx.Client, name: str, path: str) -> httpx.Response | None:
+    """The answer, None on 404; a 503 envelope when the service cannot be reached."""
+    try:
+        response = client.get(path)
+    except httpx.TransportError as exc:
+        log.warning("upstream_unavailable", extra={"upstream": name, "error": type(exc).__name__})
+        raise UpstreamUnavailable() from None
+    if response.status_code == 404:
+        return None
+    if response.status_code != 200:
+        log.warning("upstream_error", extra={"upstream": name, "status": response.status_code})
+        if response.status_code >= 500:
+            raise UpstreamUnavailable()
+        raise UpstreamError()
+    return response
+
+
+class UsersClient:
+    def __init__(self, base_url: str, *, internal_key: str, timeout: float) -> None:
+        self.client = make_http_client(base_url, timeout=timeout, internal_key=internal_key)
+
+    def get(self, user_id: str) -> User:
+        response = _get(self.client, "users", f"/internal/users/{quote(user_id, safe='')}")
+        if response is None:
+            raise UserNotFound()
+        data: dict[str, Any] = response.json()
+        return User(
+            id=str(data["id"]),
+            email=str(data.get("email") or ""),
+            username=str(data.get("username") or ""),
+            first_name=str(data.get("first_name") or ""),
+            last_name=str(data.get("last_name") or ""),
+            is_active=bool(data.get("is_active")),
+        )
+
+    def close(self) -> None:
+        self.client.close()
+
+
+class CoursesClient:
+    def __init__(self, base_url: str, *, internal_key: str, timeout: float) -> None:
+        self.client = make_http_client(base_url, timeout=timeout, internal_key=internal_key)
+
+    def get(self, course_id: int) -> Course:
+        response = _get(self.client, "courses", f"/courses/{int(course_id)}")
+        if response is None:
+            raise CourseNotFound()
+        data: dict[str, Any] = response.json()
+        return Course(
+            id=int(data["id"]),
+            name=str(data["name"]),
+            price=Decimal(str(data["price"])),
+            currency=str(data.get("currency") or "PLN"),
+            max_participants=data.get("max_participants"),
+            start_date=datetime.fromisoformat(data["start_date"]),
+            end_date=datetime.fromisoformat(data["end_date"]),
+        )
+
+    def close(self) -> None:
+        self.client.close()

@@ -1,0 +1,290 @@
+"""Enrolment rules and endpoints against real MariaDB, the real courses service,
+a users stand-in on a socket and the real SMTP sink."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import update
+
+from common.smtp_sink import SmtpSink, message_text
+from enrolments.adapters.tables import EnrolmentRecord
+from enrolments.testing import ADMIN, FakeUsers, create_course, enrol, iso, pay, user_headers
+
+pytestmark = pytest.mark.usefixtures("enrolments_db")
+
+
+@pytest.fixture
+def course(courses_app: Flask) -> dict:
+    return create_course(courses_app, name="Python for Data", price="199.99")
+
+
+@pytest.fixture
+def mail_relay(enrolments_app: Flask, smtp_sink: SmtpSink) -> Iterator[None]:
+    relay = enrolments_app.extensions["container"].mail_relay()
+    relay._stop.clear()
+    relay.start()
+    yield
+    relay.stop()
+
+
+def test_enrol_snapshots_the_course_and_mails_a_confirmation(
+    enrolments_client: FlaskClient, fake_users: FakeUsers, course, smtp_sink, mail_relay
+):
+    fake_users.add("u1", email="ada@example.com")
+    created = enrol(enrolments_client, "u1", course["id"])
+    assert created["user_id"] == "u1"
+    assert created["course_id"] == course["id"]
+    assert (created["status"], created["payment_status"]) == ("active", "pending")
+    assert (created["price"], created["currency"]) == ("199.99", "PLN")
+    assert created["course_end_date"] == course["end_date"]
+    assert (created["invoice_status"], created["invoice"], created["paid_at"]) == (
+        "none",
+        None,
+        None,
+    )
+    [message] = smtp_sink.wait_for(1)
+    assert message["To"] == "ada@example.com"
+    assert "Python for Data" in message_text(message)
+
+
+def test_unknown_or_inactive_user_and_unknown_or_ended_course(
+    enrolments_client: FlaskClient, fake_users: FakeUsers, courses_app, course
+):
+    response = enrolments_client.post(
+        "/enrolment", json={"course_id": course["id"]}, headers=user_headers("ghost")
+    )
+    assert (response.status_code, response.get_json()["error"]) == (404, "user_not_found")
+    fake_users.add("sleepy", active=False)
+    response = enrolments_client.post(
+        "/enrolment", json={"course_id": course["id"]}, headers=user_headers("sleepy")
+    )
+    assert (response.status_code, response.get_json()["error"]) == (409, "user_inactive")
+    fake_users.add("u1")
+    response = enrolments_client.post(
+        "/enrolment", json={"course_id": 999999}, headers=user_headers("u1")
+    )
+    assert (response.status_code, response.get_json()["error"]) == (404, "course_not_found")
+    now = datetime.now(UTC)
+    ended = create_course(
+        courses_app,
+        start_date=iso(now - timedelta(days=30)),
+        end_date=iso(now - timedelta(minutes=1)),
+    )
+    response = enrolments_client.post(
+        "/enrolment", json={"course_id": ended["id"]}, headers=user_headers("u1")
+    )
+    assert (response.status_code, response.get_json()["error"]) == (409, "course_ended")
+
+
+def test_duplicate_is_409_and_a_cancelled_enrolment_frees_the_pair(
+    enrolments_client: FlaskClient, fake_users: FakeUsers, course
+):
+    fake_users.add("u1")
+    first = enrol(enrolments_client, "u1", course["id"])
+    again = enrol(enrolments_client, "u1", course["id"], expect=409)
+    assert again["error"] == "already_enrolled"
+    cancelled = enrolments_client.post(
+        f"/enrolment/{first['id']}/cancel", headers=user_headers("u1")
+    )
+    assert (cancelled.status_code, cancelled.get_json()["status"]) == (200, "cancelled")
+    enrol(enrolments_client, "u1", course["id"])
+
+
+def test_concurrent_duplicates_give_one_201(enrolments_app, enrolments_client, fake_users, course):
+    fake_users.add("u1")
+    statuses = race(enrolments_app, [("u1", course["id"])] * 4)
+    assert sorted(statuses) == [201, 409, 409, 409]
+
+
+def race(app: Flask, calls: list[tuple[str, int]]) -> list[int]:
+    statuses: list[int] = []
+    barrier = threading.Barrier(len(calls))
+
+    def call(user_id: str, course_id: int) -> None:
+        client = app.test_client()
+        barrier.wait()
+        response = client.post(
+            "/enrolment", json={"course_id": course_id}, headers=user_headers(user_id)
+        )
+        statuses.append(response.status_code)
+
+    threads = [threading.Thread(target=call, args=args) for args in calls]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return statuses
+
+
+def test_full_course_and_a_concurrent_last_seat(
+    enrolments_app, enrolments_client: FlaskClient, fake_users: FakeUsers, courses_app
+):
+    small = create_course(courses_app, max_participants=2)
+    for user in ("a", "b", "c", "d", "e", "f"):
+        fake_users.add(user)
+    enrol(enrolments_client, "a", small["id"])
+    # One seat left, five users racing for it: exactly one wins.
+    statuses = race(enrolments_app, [(u, small["id"]) for u in ("b", "c", "d", "e", "f")])
+    assert sorted(statuses) == [201, 409, 409, 409, 409]
+    full = enrolments_client.post(
+        "/enrolment", json={"course_id": small["id"]}, headers=user_headers("f")
+    )
+    assert full.get_json()["error"] in ("course_full", "already_enrolled")
+    listed = enrolments_client.get(
+        "/enrolment/active", query_string={"course_id": small["id"]}, headers=ADMIN
+    ).get_json()
+    assert listed["total"] == 2
+
+
+def test_only_admins_enrol_others(enrolments_client, fake_users, course):
+    fake_users.add("u1")
+    fake_users.add("u2")
+    refused = enrolments_client.post(
+        "/enrolment", json={"course_id": course["id"], "user_id": "u2"}, headers=user_headers("u1")
+    )
+    assert refused.status_code == 403
+    done = enrolments_client.post(
+        "/enrolment", json={"course_id": course["id"], "user_id": "u2"}, headers=ADMIN
+    )
+    assert (done.status_code, done.get_json()["user_id"]) == (201, "u2")
+
+
+def test_mark_paid_rules(enrolments_client, fake_users, course):
+    fake_users.add("u1")
+    fake_users.add("u2")
+    created = enrol(enrolments_client, "u1", course["id"])
+    other = enrolments_client.patch(
+        "/enrolment/paid", json={"enrolment_id": created["id"]}, headers=user_headers("u2")
+    )
+    assert (other.status_code, other.get_json()["error"]) == (404, "enrolment_not_found")
+    paid = pay(enrolments_client, "u1", created["id"])
+    assert (paid["payment_status"], paid["invoice_status"]) == ("paid", "pending")
+    assert paid["paid_at"] is not None
+    again = enrolments_client.patch(
+        "/enrolment/paid", json={"enrolment_id": created["id"]}, headers=ADMIN
+    )
+    assert (again.status_code, again.get_json()["error"]) == (409, "already_paid")
+    cancel = enrolments_client.post(
+        f"/enrolment/{created['id']}/cancel", headers=user_headers("u1")
+    )
+    assert (cancel.status_code, cancel.get_json()["error"]) == (409, "enrolment_paid")
+    delete = enrolments_client.delete(f"/enrolment/{created['id']}", headers=ADMIN)
+    assert (delete.status_code, delete.get_json()["error"]) == (409, "invoice_pending")
+
+
+def test_reads_and_who_may_see_what(enrolments_client, fake_users, courses_app, course):
+    fake_users.add("u1")
+    fake_users.add("u2")
+    second = create_course(courses_app)
+    mine_a = enrol(enrolments_client, "u1", course["id"])
+    enrol(enrolments_client, "u1", second["id"])
+    theirs = enrol(enrolments_client, "u2", course["id"])
+
+    details = enrolments_client.get(
+        f"/enrolment/{mine_a['id']}/details", headers=user_headers("u1")
+    )
+    assert details.get_json() == mine_a
+    hidden = enrolments_client.get(f"/enrolment/{theirs['id']}/details", headers=user_headers("u1"))
+    assert hidden.status_code == 404
+    assert (
+        enrolments_client.get(f"/enrolment/{theirs['id']}", headers=user_headers("u1")).status_code
+        == 403
+    )
+    assert enrolments_client.get(f"/enrolment/{theirs['id']}", headers=ADMIN).get_json() == theirs
+
+    mine = enrolments_client.get(
+        "/enrolment/mine", query_string={"per_page": 1}, headers=user_headers("u1")
+    ).get_json()
+    assert (mine["total"], mine["per_page"], len(mine["enrolments"])) == (2, 1, 1)
+    assert mine["enrolments"][0]["user_id"] == "u1"
+    active = enrolments_client.get("/enrolment/active", headers=ADMIN).get_json()
+    assert active["total"] == 3
+    assert enrolments_client.get("/enrolment/active", headers=user_headers("u1")).status_code == 403
+    bad = enrolments_client.get(
+        "/enrolment/mine", query_string={"per_page": 500}, headers=user_headers("u1")
+    )
+    assert bad.status_code == 400
+
+
+def test_delete_is_admin_only(enrolments_client, fake_users, course):
+    fake_users.add("u1")
+    created = enrol(enrolments_client, "u1", course["id"])
+    assert (
+        enrolments_client.delete(
+            f"/enrolment/{created['id']}", headers=user_headers("u1")
+        ).status_code
+        == 403
+    )
+    assert enrolments_client.delete(f"/enrolment/{created['id']}", headers=ADMIN).status_code == 204
+    assert enrolments_client.get(f"/enrolment/{created['id']}", headers=ADMIN).status_code == 404
+
+
+def test_admin_expiry_moves_ended_active_enrolments(
+    enrolments_app, enrolments_client, fake_users, course
+):
+    for user in ("u1", "u2", "u3"):
+        fake_users.add(user)
+    ids = [enrol(enrolments_client, u, course["id"])["id"] for u in ("u1", "u2", "u3")]
+    enrolments_client.post(f"/enrolment/{ids[2]}/cancel", headers=user_headers("u3"))
+    database = enrolments_app.extensions["container"].database()
+    with database.transaction() as session:
+        session.execute(
+            update(EnrolmentRecord)
+            .where(EnrolmentRecord.id.in_(ids[:2]))
+            .values(course_end_date=datetime(2020, 1, 1))
+        )
+    assert (
+        enrolments_client.patch("/enrolment/expired", headers=user_headers("u1")).status_code == 403
+    )
+    report = enrolments_client.patch("/enrolment/expired", headers=ADMIN).get_json()
+    assert report == {"expired": 2, "enrolment_ids": sorted(ids[:2]), "truncated": False}
+    assert (
+        enrolments_client.get(f"/enrolment/{ids[0]}", headers=ADMIN).get_json()["status"]
+        == "expired"
+    )
+    again = enrolments_client.patch("/enrolment/expired", headers=ADMIN).get_json()
+    assert again["expired"] == 0
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"course_id": "1"},
+        {"course_id": 0},
+        {"course_id": True},
+        {"course_id": 1, "x": 1},
+        {"course_id": 1, "user_id": "../admin"},
+    ],
+)
+def test_invalid_enrol_bodies_are_400(enrolments_client, body):
+    response = enrolments_client.post("/enrolment", json=body, headers=user_headers("u1"))
+    assert (response.status_code, response.get_json()["error"]) == (400, "validation_error")
+
+
+def test_identity_and_internal_key_are_required(enrolments_client):
+    assert enrolments_client.get("/enrolment/mine").status_code == 401
+    no_caller = enrolments_client.get("/enrolment/mine", headers=ADMIN | {"X-User-Id": ""})
+    assert no_caller.status_code == 401
+
+
+def test_users_service_down_is_503(enrolments_app, enrolments_env, course):
+    from common.devservers import free_port
+    from enrolments.adapters.upstreams import UsersClient
+
+    service = enrolments_app.extensions["container"].service()
+    original = service.users
+    service.users = UsersClient(f"http://127.0.0.1:{free_port()}", internal_key="k", timeout=1)
+    try:
+        response = enrolments_app.test_client().post(
+            "/enrolment", json={"course_id": course["id"]}, headers=user_headers("u1")
+        )
+        assert (response.status_code, response.get_json()["error"]) == (503, "upstream_unavailable")
+    finally:
+        service.users = original
