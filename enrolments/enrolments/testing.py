@@ -20,7 +20,7 @@ import pytest
 from flask import Flask, abort, jsonify
 from flask.testing import FlaskClient
 
-from common.devservers import ManagedProcess, MariaDB, wait_until
+from common.devservers import ManagedProcess, MariaDB
 from common.mail import MailSettings
 from common.migrations import upgrade_to_head
 from common.smtp_sink import SmtpSink
@@ -161,20 +161,34 @@ class EnrolmentsEnv:
         return env
 
 
-def start_worker_process(env: dict[str, str], log_path: Path) -> ManagedProcess:
-    """``flask --app enrolments invoice-worker`` as its own process."""
-    process = ManagedProcess(
-        "invoice-worker",
-        [sys.executable, "-m", "flask", "--app", "enrolments", "invoice-worker"],
+WORKER_ARGV = ("-m", "flask", "--app", "enrolments", "invoice-worker")
+
+
+def spawn_worker_process(env: dict[str, str], log_path: Path) -> ManagedProcess:
+    """``flask --app enrolments invoice-worker`` as its own process. It runs in
+    the log's directory: in the repository root, the ``enrolments/`` project
+    folder would shadow the installed package."""
+    return ManagedProcess(
+        f"invoice-worker-{log_path.stem}",
+        [sys.executable, *WORKER_ARGV],
         log_path,
         env=env,
+        cwd=str(log_path.parent),
     )
 
-    def started() -> bool:
-        process.ensure_alive()
-        return b"invoice_worker_started" in log_path.read_bytes()
 
-    wait_until(started, timeout=30, what="invoice worker")
+def wait_started(process: ManagedProcess, log_path: Path, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while b"invoice_worker_started" not in log_path.read_bytes():
+        process.ensure_alive()
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{process.name} did not start: {log_path.read_text()[-2000:]}")
+        time.sleep(0.05)
+
+
+def start_worker_process(env: dict[str, str], log_path: Path) -> ManagedProcess:
+    process = spawn_worker_process(env, log_path)
+    wait_started(process, log_path)
     return process
 
 
@@ -244,7 +258,7 @@ def create_course(courses_app: Flask, **overrides: Any) -> dict[str, Any]:
         "/courses", json=body, headers=internal_headers("1", "admin")
     )
     assert response.status_code == 201, response.get_json()
-    return response.get_json()  # type: ignore[no-any-return]
+    return response.get_json()
 
 
 def enrol(client: FlaskClient, user_id: str, course_id: int, expect: int = 201) -> dict[str, Any]:
@@ -252,7 +266,7 @@ def enrol(client: FlaskClient, user_id: str, course_id: int, expect: int = 201) 
         "/enrolment", json={"course_id": course_id}, headers=user_headers(user_id)
     )
     assert response.status_code == expect, response.get_json()
-    return response.get_json()  # type: ignore[no-any-return]
+    return response.get_json()
 
 
 def pay(client: FlaskClient, user_id: str, enrolment_id: int) -> dict[str, Any]:
@@ -260,7 +274,7 @@ def pay(client: FlaskClient, user_id: str, enrolment_id: int) -> dict[str, Any]:
         "/enrolment/paid", json={"enrolment_id": enrolment_id}, headers=user_headers(user_id)
     )
     assert response.status_code == 200, response.get_json()
-    return response.get_json()  # type: ignore[no-any-return]
+    return response.get_json()
 
 
 def wait_for(probe: Callable[[], Any], timeout: float, what: str, interval: float = 0.1) -> Any:
