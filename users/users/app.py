@@ -4,6 +4,7 @@ import logging
 
 import click
 from flask import Flask, current_app
+from flask.cli import with_appcontext
 
 from common.app import create_base_app
 from common.errors import ApiError
@@ -59,6 +60,7 @@ def _seed_admin(settings: UsersSettings, service: UserService) -> None:
 @click.option("--email", required=True)
 @click.option("--username", required=True)
 @click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
+@with_appcontext
 def create_admin(email: str, username: str, password: str) -> None:
     """Create an active admin account (or promote and activate an existing one)."""
     service: UserService = current_app.extensions["container"].user_service()

@@ -149,7 +149,7 @@ def activate() -> tuple[Response, int]:
 
 @blueprint.route("/users/activation/resend", methods=["GET", "POST"])
 def resend_activation() -> tuple[Response, int]:
-    if request.method == "POST" and "identifier" not in request.args:
+    if request.method == "POST" and request.is_json and not request.args:
         identifier = parse_body(IdentifierBody).identifier
     else:
         identifier = parse_query(IdentifierQuery).identifier

@@ -1,0 +1,251 @@
+"""Activation codes, resend, forgot/reset: single use, expiry, neutral answers."""
+
+from __future__ import annotations
+
+import pytest
+
+from common.testing.helpers import internal_headers
+from users.testing import (
+    ANON,
+    PASSWORD,
+    TEST_FRONTEND_URL,
+    activation_code,
+    create_active_user,
+    outbox,
+    register,
+    reset_token,
+)
+
+EMAIL = "john@example.com"
+
+
+def activate(client, code, identifier=None):
+    body = {"code": code} if identifier is None else {"code": code, "identifier": identifier}
+    return client.patch("/users/activation", json=body, headers=ANON)
+
+
+def login(client, password=PASSWORD, identifier=EMAIL):
+    body = {"identifier": identifier, "password": password}
+    return client.post("/internal/credentials/verify", json=body, headers=ANON)
+
+
+def test_activation_code_activates_once(users_app, users_client):
+    register(users_client)
+    code = activation_code(users_app, EMAIL)
+    assert login(users_client).status_code == 401
+    response = activate(users_client, code)
+    assert response.status_code == 200
+    assert response.get_json()["is_active"] is True
+    assert login(users_client).status_code == 200
+    again = activate(users_client, code)
+    assert again.status_code == 400
+    assert again.get_json()["error"] == "invalid_activation_code"
+
+
+def test_activation_code_with_identifier(users_app, users_client):
+    register(users_client)
+    code = activation_code(users_app, EMAIL)
+    assert activate(users_client, code, "JohnDoe").status_code == 200
+
+
+def test_codes_are_stored_hashed(users_app, users_client):
+    register(users_client)
+    code = activation_code(users_app, EMAIL)
+    stored = users_app.extensions["container"].database()["users"].find_one({"email": EMAIL})
+    assert code not in str(stored)
+    assert PASSWORD not in str(stored)
+    assert stored["password_hash"].startswith("$argon2id$")
+
+
+def test_five_wrong_codes_kill_the_code(users_app, users_client):
+    register(users_client)
+    code = activation_code(users_app, EMAIL)
+    wrong = f"{(int(code) + 1) % 1_000_000:06d}"
+    for _ in range(5):
+        assert activate(users_client, wrong, EMAIL).status_code == 400
+    dead = activate(users_client, code, EMAIL)
+    assert dead.status_code == 400
+    assert activate(users_client, code).status_code == 400
+
+
+def test_four_wrong_codes_still_leave_the_right_one_usable(users_app, users_client):
+    register(users_client)
+    code = activation_code(users_app, EMAIL)
+    wrong = f"{(int(code) + 1) % 1_000_000:06d}"
+    for _ in range(4):
+        assert activate(users_client, wrong, EMAIL).status_code == 400
+    assert activate(users_client, code, EMAIL).status_code == 200
+
+
+def test_activation_code_expires(users_app, users_client, users_clock):
+    register(users_client)
+    code = activation_code(users_app, EMAIL)
+    users_clock.advance(30 * 60 + 1)
+    response = activate(users_client, code)
+    assert response.status_code == 400
+    assert response.get_json()["error"] == "invalid_activation_code"
+
+
+@pytest.mark.parametrize("code", ["１２３４５６", "12345", "1234567", "abcdef", 123456, None])
+def test_malformed_activation_codes_are_400(users_client, code):
+    response = users_client.patch("/users/activation", json={"code": code}, headers=ANON)
+    assert response.status_code == 400
+    assert response.get_json()["error"] == "validation_error"
+
+
+def test_unknown_expired_and_used_codes_get_one_neutral_answer(users_app, users_client):
+    unknown = activate(users_client, "000000").get_json()
+    used_user = register(users_client)
+    code = activation_code(users_app, EMAIL)
+    activate(users_client, code)
+    used = activate(users_client, code).get_json()
+    assert {k: v for k, v in unknown.items() if k != "request_id"} == {
+        k: v for k, v in used.items() if k != "request_id"
+    }
+    assert used_user["id"] not in str(used)
+
+
+def test_resend_answers_are_byte_identical(users_app, users_client, users_clock):
+    register(users_client)
+    create_active_user(users_app, username="active", email="active@example.com", password=PASSWORD)
+    users_clock.advance(61)
+    bodies = set()
+    for identifier in (EMAIL, "johndoe", "active@example.com", "nobody@example.com", "ghost"):
+        for method in (users_client.get, users_client.post):
+            response = method(
+                "/users/activation/resend", query_string={"identifier": identifier}, headers=ANON
+            )
+            assert response.status_code == 202
+            assert response.mimetype == "application/json"
+            bodies.add(response.data)
+    posted = users_client.post(
+        "/users/activation/resend", json={"identifier": "ghost"}, headers=ANON
+    )
+    bodies.add(posted.data)
+    assert len(bodies) == 1
+    assert b"johndoe" not in bodies.pop()
+    assert outbox(users_app, "active@example.com") == []
+    assert outbox(users_app, "nobody@example.com") == []
+
+
+def test_resend_issues_a_new_code_at_most_once_a_minute(users_app, users_client, users_clock):
+    register(users_client)
+    first = activation_code(users_app, EMAIL)
+    resend = {"identifier": EMAIL}
+    users_client.get("/users/activation/resend", query_string=resend, headers=ANON)
+    assert len(outbox(users_app, EMAIL)) == 1  # within the first minute: nothing new
+    users_clock.advance(61)
+    users_client.get("/users/activation/resend", query_string=resend, headers=ANON)
+    users_client.post("/users/activation/resend", query_string=resend, headers=ANON)
+    assert len(outbox(users_app, EMAIL)) == 2
+    second = activation_code(users_app, EMAIL)
+    if second != first:
+        assert activate(users_client, first).status_code == 400  # the old code died
+    assert activate(users_client, second).status_code == 200
+
+
+def test_forgot_answers_are_byte_identical(users_app, users_client):
+    create_active_user(users_app, username="john", email=EMAIL, password=PASSWORD)
+    register(users_client, username="pending", email="pending@example.com")
+    bodies = {
+        users_client.post(
+            "/users/password/forgot", json={"identifier": identifier}, headers=ANON
+        ).data
+        for identifier in (EMAIL, "john", "pending@example.com", "nobody@example.com", "ghost")
+    }
+    assert len(bodies) == 1
+    assert len(outbox(users_app, EMAIL)) == 2  # by email and by username
+    assert outbox(users_app, "nobody@example.com") == []
+    assert len(outbox(users_app, "pending@example.com")) == 1  # only its activation mail
+
+
+def test_reset_link_comes_from_configuration_not_the_host_header(users_app, users_client):
+    create_active_user(users_app, username="john", email=EMAIL, password=PASSWORD)
+    users_client.post(
+        "/users/password/forgot",
+        json={"identifier": EMAIL},
+        headers={**ANON, "Host": "evil.example", "X-Forwarded-Host": "evil.example"},
+    )
+    mail = outbox(users_app, EMAIL)[-1]
+    assert f"{TEST_FRONTEND_URL}/reset-password?token=" in mail["text"]
+    assert "evil" not in mail["text"] + mail["html"]
+    token = reset_token(users_app, EMAIL)
+    assert len(token) >= 43  # 256 bits, url-safe base64
+    stored = users_app.extensions["container"].database()["users"].find_one({"email": EMAIL})
+    assert token not in str(stored)
+
+
+def test_reset_token_works_once_and_bumps_tokens_valid_after(users_app, users_client, users_clock):
+    user = create_active_user(users_app, username="john", email=EMAIL, password=PASSWORD)
+    users_client.post("/users/password/forgot", json={"identifier": EMAIL}, headers=ANON)
+    token = reset_token(users_app, EMAIL)
+    users_clock.advance(5)
+    new = "another long passphrase"
+    body = {"token": token, "new_password": new}
+    response = users_client.post("/users/password/reset", json=body, headers=ANON)
+    assert response.status_code == 200
+    assert response.headers["X-Sessions-Invalidated"] == user["id"]
+    internal = users_client.get(f"/internal/users/{user['id']}", headers=ANON).get_json()
+    assert internal["tokens_valid_after"] == int(users_clock.now * 1000)
+    assert login(users_client, new).status_code == 200
+    assert login(users_client, PASSWORD).status_code == 401
+    again = users_client.post(
+        "/users/password/reset",
+        json={"token": token, "new_password": "yet another passphrase"},
+        headers=ANON,
+    )
+    assert again.status_code == 400
+    assert again.get_json()["error"] == "invalid_reset_token"
+
+
+def test_reset_token_expires(users_app, users_client, users_clock):
+    create_active_user(users_app, username="john", email=EMAIL, password=PASSWORD)
+    users_client.post("/users/password/forgot", json={"identifier": EMAIL}, headers=ANON)
+    token = reset_token(users_app, EMAIL)
+    users_clock.advance(30 * 60 + 1)
+    body = {"token": token, "new_password": "another long passphrase"}
+    assert users_client.post("/users/password/reset", json=body, headers=ANON).status_code == 400
+    assert login(users_client).status_code == 200
+
+
+def test_a_newer_reset_token_supersedes_the_older_one(users_app, users_client):
+    create_active_user(users_app, username="john", email=EMAIL, password=PASSWORD)
+    users_client.post("/users/password/forgot", json={"identifier": EMAIL}, headers=ANON)
+    old = reset_token(users_app, EMAIL)
+    users_client.post("/users/password/forgot", json={"identifier": "JOHN"}, headers=ANON)
+    new = reset_token(users_app, EMAIL)
+    assert old != new
+    body = {"token": old, "new_password": "another long passphrase"}
+    assert users_client.post("/users/password/reset", json=body, headers=ANON).status_code == 400
+    body["token"] = new
+    assert users_client.post("/users/password/reset", json=body, headers=ANON).status_code == 200
+
+
+def test_a_password_change_kills_outstanding_reset_tokens(users_app, users_client):
+    user = create_active_user(users_app, username="john", email=EMAIL, password=PASSWORD)
+    users_client.post("/users/password/forgot", json={"identifier": EMAIL}, headers=ANON)
+    token = reset_token(users_app, EMAIL)
+    change = {"current_password": PASSWORD, "new_password": "changed passphrase here"}
+    users_client.post("/users/me/password", json=change, headers=internal_headers(user["id"]))
+    body = {"token": token, "new_password": "another long passphrase"}
+    assert users_client.post("/users/password/reset", json=body, headers=ANON).status_code == 400
+
+
+def test_reset_applies_the_password_policy_and_keeps_the_token(users_app, users_client):
+    create_active_user(users_app, username="john", email=EMAIL, password=PASSWORD)
+    users_client.post("/users/password/forgot", json={"identifier": EMAIL}, headers=ANON)
+    token = reset_token(users_app, EMAIL)
+    for weak in ("short", "password1234", "john@example.com"):
+        response = users_client.post(
+            "/users/password/reset", json={"token": token, "new_password": weak}, headers=ANON
+        )
+        assert response.status_code == 400, weak
+        assert response.get_json()["error"] == "weak_password"
+    body = {"token": token, "new_password": "a perfectly fine passphrase"}
+    assert users_client.post("/users/password/reset", json=body, headers=ANON).status_code == 200
+
+
+def test_forgot_for_inactive_accounts_sends_nothing(users_app, users_client):
+    register(users_client)
+    users_client.post("/users/password/forgot", json={"identifier": EMAIL}, headers=ANON)
+    assert [m["subject"] for m in outbox(users_app, EMAIL)] == ["Your activation code"]

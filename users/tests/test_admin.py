@@ -1,0 +1,209 @@
+"""Admin routes: lookups, listing, deletion, role changes, bootstrap."""
+
+from __future__ import annotations
+
+import pytest
+
+from common.testing.helpers import internal_headers
+from users import create_app
+from users.testing import ANON, PASSWORD, create_active_user, users_settings
+
+
+@pytest.fixture
+def admin(users_app, users_db):
+    return create_active_user(
+        users_app, username="root", email="root@example.com", password=PASSWORD, role="admin"
+    )
+
+
+@pytest.fixture
+def admin_headers(admin):
+    return internal_headers(admin["id"], "admin")
+
+
+@pytest.fixture
+def alice(users_app, users_db):
+    return create_active_user(
+        users_app, username="alice", email="alice@example.com", password=PASSWORD
+    )
+
+
+def test_get_by_id_and_identifier(users_client, admin_headers, alice):
+    by_id = users_client.get(
+        "/users/id", query_string={"user_id": alice["id"]}, headers=admin_headers
+    )
+    assert by_id.get_json() == alice
+    for identifier in ("alice", "ALICE@example.com"):
+        response = users_client.get(
+            "/users/identifier", query_string={"identifier": identifier}, headers=admin_headers
+        )
+        assert response.get_json() == alice
+
+
+@pytest.mark.parametrize("user_id", ["nonsense", "f" * 24, "", "z" * 24])
+def test_unknown_or_malformed_ids_are_404_never_500(users_client, admin_headers, user_id):
+    for method in (users_client.get, users_client.delete):
+        response = method("/users/id", query_string={"user_id": user_id}, headers=admin_headers)
+        assert response.status_code in (400, 404)
+
+
+def test_admin_routes_need_the_admin_role(users_client, alice):
+    user = internal_headers(alice["id"], "user")
+    q = {"user_id": alice["id"]}
+    assert users_client.get("/users/id", query_string=q, headers=user).status_code == 403
+    assert users_client.delete("/users/id", query_string=q, headers=user).status_code == 403
+    ident = {"identifier": "alice"}
+    assert (
+        users_client.get("/users/identifier", query_string=ident, headers=user).status_code == 403
+    )
+    assert (
+        users_client.delete("/users/identifier", query_string=ident, headers=user).status_code
+        == 403
+    )
+    assert users_client.get("/users", headers=user).status_code == 403
+    role = users_client.patch(f"/users/{alice['id']}/role", json={"role": "admin"}, headers=user)
+    assert role.status_code == 403
+    assert users_client.get("/users", headers=ANON).status_code == 401
+
+
+def test_delete_by_id_and_by_identifier(users_app, users_client, admin_headers, alice):
+    response = users_client.delete(
+        "/users/id", query_string={"user_id": alice["id"]}, headers=admin_headers
+    )
+    assert response.status_code == 204
+    assert response.headers["X-Sessions-Invalidated"] == alice["id"]
+    assert users_client.get(f"/internal/users/{alice['id']}", headers=ANON).status_code == 404
+    assert (
+        users_client.delete(
+            "/users/id", query_string={"user_id": alice["id"]}, headers=admin_headers
+        ).status_code
+        == 404
+    )
+    bob = create_active_user(users_app, username="bob", email="bob@example.com", password=PASSWORD)
+    response = users_client.delete(
+        "/users/identifier", query_string={"identifier": "Bob@Example.com"}, headers=admin_headers
+    )
+    assert response.status_code == 204
+    assert response.headers["X-Sessions-Invalidated"] == bob["id"]
+    check = {"identifier": "bob", "password": PASSWORD}
+    assert (
+        users_client.post("/internal/credentials/verify", json=check, headers=ANON).status_code
+        == 401
+    )
+
+
+def test_list_paginates_and_searches(users_app, users_client, admin_headers):
+    for i in range(5):
+        create_active_user(
+            users_app, username=f"student{i}", email=f"s{i}@school.org", password=PASSWORD
+        )
+    page = users_client.get(
+        "/users", query_string={"page": 2, "per_page": 2}, headers=admin_headers
+    )
+    body = page.get_json()
+    assert (body["page"], body["per_page"], body["total"]) == (2, 2, 6)
+    assert [u["username"] for u in body["users"]] == ["student1", "student2"]
+    found = users_client.get("/users", query_string={"search": "STUDENT3"}, headers=admin_headers)
+    assert [u["username"] for u in found.get_json()["users"]] == ["student3"]
+    by_mail = users_client.get(
+        "/users", query_string={"search": "school.org"}, headers=admin_headers
+    )
+    assert by_mail.get_json()["total"] == 5
+    regex = users_client.get("/users", query_string={"search": ".*"}, headers=admin_headers)
+    assert regex.get_json()["total"] == 0  # searched literally, not as a pattern
+    for bad in ({"per_page": 1000}, {"page": 0}, {"page": "x"}, {"sort": "email"}):
+        assert (
+            users_client.get("/users", query_string=bad, headers=admin_headers).status_code == 400
+        )
+
+
+def test_role_change_bumps_tokens_and_protects_the_last_admin(
+    users_client, admin, admin_headers, alice, users_clock
+):
+    response = users_client.patch(
+        f"/users/{alice['id']}/role", json={"role": "admin"}, headers=admin_headers
+    )
+    assert response.status_code == 200
+    assert response.get_json()["role"] == "admin"
+    assert response.headers["X-Sessions-Invalidated"] == alice["id"]
+    summary = users_client.get(f"/internal/users/{alice['id']}", headers=ANON).get_json()
+    assert summary["tokens_valid_after"] == int(users_clock.now * 1000)
+    assert (
+        users_client.patch(
+            f"/users/{alice['id']}/role", json={"role": "user"}, headers=admin_headers
+        ).status_code
+        == 200
+    )
+    last = users_client.patch(
+        f"/users/{admin['id']}/role", json={"role": "user"}, headers=admin_headers
+    )
+    assert last.status_code == 409
+    for bad in ({"role": "superuser"}, {"role": {"$ne": None}}, {}):
+        assert (
+            users_client.patch(
+                f"/users/{alice['id']}/role", json=bad, headers=admin_headers
+            ).status_code
+            == 400
+        )
+    assert (
+        users_client.patch(
+            "/users/nonsense/role", json={"role": "user"}, headers=admin_headers
+        ).status_code
+        == 404
+    )
+
+
+def test_create_admin_cli(users_app, users_db):
+    runner = users_app.test_cli_runner()
+    result = runner.invoke(
+        args=[
+            "create-admin",
+            "--email",
+            "Boss@Example.com",
+            "--username",
+            "boss",
+            "--password",
+            PASSWORD,
+        ]
+    )
+    assert result.exit_code == 0, result.output
+    assert "created" in result.output
+    doc = (
+        users_app.extensions["container"]
+        .database()["users"]
+        .find_one({"email": "boss@example.com"})
+    )
+    assert (doc["role"], doc["is_active"]) == ("admin", True)
+    weak = runner.invoke(
+        args=[
+            "create-admin",
+            "--email",
+            "b2@example.com",
+            "--username",
+            "b2",
+            "--password",
+            "short",
+        ]
+    )
+    assert weak.exit_code != 0
+
+
+def test_admin_is_seeded_in_development_only():
+    seed = {"admin_email": "seed@example.com", "admin_username": "seed", "admin_password": PASSWORD}
+    dev = create_app(users_settings(environment="development", run_mail_relay=False, **seed))
+    doc = dev.extensions["container"].database()["users"].find_one({"email": "seed@example.com"})
+    assert doc is not None
+    assert doc["role"] == "admin"
+    assert doc["is_active"]
+    test = create_app(users_settings(run_mail_relay=False, mongo_db="users_seed_check", **seed))
+    assert (
+        test.extensions["container"].database()["users"].find_one({"email": "seed@example.com"})
+        is None
+    )
+
+
+def test_production_refuses_missing_secrets():
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError):
+        users_settings(environment="production", totp_encryption_key="")
