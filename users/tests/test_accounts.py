@@ -174,3 +174,14 @@ def test_change_password_needs_the_current_one_and_bumps_tokens_valid_after(
         users_client.post("/internal/credentials/verify", json=check, headers=ANON).status_code
         == 200
     )
+
+
+def test_the_live_server_serves_the_api_over_a_real_socket(users_server, users_db):
+    import httpx
+
+    with httpx.Client(base_url=users_server.url, headers=ANON, timeout=10) as http:
+        created = http.post("/users", json=user_body(email="live@example.com", username="live"))
+        assert created.status_code == 201
+        user_id = created.json()["id"]
+        assert http.get(f"/internal/users/{user_id}").json()["email"] == "live@example.com"
+        assert httpx.get(f"{users_server.url}/users/me", timeout=10).status_code == 401
