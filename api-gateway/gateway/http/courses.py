@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, request
-
-from common.validation import parse_body, parse_query
 from pydantic import RootModel
 
+from common.validation import parse_body, parse_query
 from courses.http.schemas import CourseCreate, CourseList, CourseListQuery, CourseOut, CourseUpdate
 from gateway.adapters.upstream import Upstream
 from gateway.http.guards import current_caller, login_optional, roles_required
