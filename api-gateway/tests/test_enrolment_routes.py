@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 from flask import Flask
 
+from common.devservers import Redis
 from common.testing.live import LiveServer
 from enrolments.testing import FakeUsers, create_course
 from gateway.testing import Platform, gateway_settings, start_platform
@@ -15,9 +16,11 @@ pytestmark = pytest.mark.usefixtures("enrolments_db")
 
 
 @pytest.fixture(scope="module")
-def enrolments_platform(enrolments_app: Flask) -> Iterator[Platform]:
+def enrolments_platform(enrolments_app: Flask, redis_server: Redis) -> Iterator[Platform]:
     server = LiveServer(enrolments_app).start()
-    platform = start_platform(gateway_settings(enrolments_url=server.url))
+    platform = start_platform(
+        gateway_settings(enrolments_url=server.url, redis_url=redis_server.url)
+    )
     yield platform
     platform.close()
     server.stop()

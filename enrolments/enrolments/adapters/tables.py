@@ -3,7 +3,18 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, Date, DateTime, ForeignKey, Index, Integer, Numeric, String, Text
+from sqlalchemy import (
+    BigInteger,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -27,7 +38,7 @@ class EnrolmentRecord(Base):
     status: Mapped[str] = mapped_column(String(16), default="active")
     payment_status: Mapped[str] = mapped_column(String(16), default="pending")
     # "user:course" while live (active/completed), NULL otherwise; unique.
-    live_key: Mapped[str | None] = mapped_column(String(100), nullable=True, unique=True)
+    live_key: Mapped[str | None] = mapped_column(String(100), nullable=True)
     # Snapshots taken at enrol time.
     course_name: Mapped[str] = mapped_column(String(64))
     price: Mapped[Decimal] = mapped_column(Numeric(10, 2))
@@ -48,6 +59,7 @@ class EnrolmentRecord(Base):
         Index("ix_enrolments_user_created", "user_id", "created_at"),
         Index("ix_enrolments_status_end", "status", "course_end_date"),
         Index("ix_enrolments_course_live", "course_id", "live_key"),
+        UniqueConstraint("live_key", name="uq_enrolments_live_key"),
     )
 
 
@@ -67,7 +79,8 @@ class InvoiceJobRecord(Base):
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     enrolment_id: Mapped[int] = mapped_column(
-        BigInteger, ForeignKey("enrolments.id", ondelete="CASCADE"), unique=True
+        BigInteger,
+        ForeignKey("enrolments.id", ondelete="CASCADE", name="fk_invoice_outbox_enrolment"),
     )
     status: Mapped[str] = mapped_column(String(16), default="pending")  # pending|done|failed
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -78,7 +91,10 @@ class InvoiceJobRecord(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=db_now)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=db_now, onupdate=db_now)
 
-    __table_args__ = (Index("ix_invoice_outbox_due", "status", "available_at"),)
+    __table_args__ = (
+        Index("ix_invoice_outbox_due", "status", "available_at"),
+        UniqueConstraint("enrolment_id", name="uq_invoice_outbox_enrolment"),
+    )
 
 
 class MailRecord(Base):
