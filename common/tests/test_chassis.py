@@ -163,3 +163,18 @@ def test_backoff_grows_and_is_capped():
     assert all(0 <= backoff_delay(1, base=1) <= 1 for _ in range(50))
     assert max(backoff_delay(6, base=1) for _ in range(200)) > 16
     assert all(backoff_delay(30, base=1, cap=60) <= 60 for _ in range(50))
+
+
+def test_third_party_secrets_skip_only_the_length_rule():
+    from typing import ClassVar
+
+    class WithVendorToken(BaseServiceSettings):
+        third_party_secrets: ClassVar[frozenset[str]] = frozenset({"vendor_token"})
+        vendor_token: SecretStr = SecretStr("")
+
+    key = "k" * 40
+    assert WithVendorToken(environment="production", internal_api_key=key, vendor_token="short1")
+    with pytest.raises(ValidationError, match="VENDOR_TOKEN"):
+        WithVendorToken(environment="production", internal_api_key=key, vendor_token="")
+    with pytest.raises(ValidationError, match="INTERNAL_API_KEY"):
+        WithVendorToken(environment="production", internal_api_key="short", vendor_token="short1")

@@ -7,6 +7,8 @@ from common.settings import BaseServiceSettings
 
 
 class EnrolmentsSettings(BaseServiceSettings):
+    third_party_secrets = frozenset({"fakturownia_api_token"})
+
     database_url: str = "sqlite:///var/enrolments.db"
     db_pool_size: int = 10
     users_url: str = "http://127.0.0.1:8001"
