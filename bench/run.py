@@ -163,7 +163,7 @@ def start(workdir: Path) -> tuple[Platform, MariaDB, Redis]:
         admin=ADMIN,
         environment="development",
         extra_env={
-            "fakturownia-sandbox": {"SANDBOX_LATENCY_SECONDS": "1.0"},
+            "fakturownia-sandbox": {"SANDBOX_LATENCY": "1.0"},
             "gateway": {"AUTH_RATE_LIMIT": "100000/minute"},
         },
     )

@@ -41,6 +41,8 @@ def platform(
         redis_url=redis_server.url,
         admin=ADMIN,
         environment="development",
+        # Every journey comes from 127.0.0.1; the per-IP limits have their own gateway tests.
+        extra_env={"gateway": {"AUTH_RATE_LIMIT": "1000/minute"}},
     )
     running = Platform(config).start(require_nginx=True)
     yield running
