@@ -1,14 +1,21 @@
 from __future__ import annotations
 
-from flask import Flask
+import logging
+
+from flask import Flask, Response
+from redis.exceptions import RedisError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from common.app import create_base_app
+from common.errors import error_response
 from gateway.container import Container
-from gateway.http import courses, enrolments
+from gateway.http import auth, courses, users
 from gateway.jwt import init_jwt
 from gateway.openapi import docs_blueprint
+from gateway.ratelimit import init_rate_limits
 from gateway.settings import GatewaySettings
+
+log = logging.getLogger(__name__)
 
 
 def create_app(settings: GatewaySettings | None = None) -> Flask:
@@ -19,7 +26,30 @@ def create_app(settings: GatewaySettings | None = None) -> Flask:
     # Exactly one trusted hop (nginx): a client-written X-Forwarded-For never picks the address.
     app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1)  # type: ignore[method-assign]
     init_jwt(app, settings)
+    app.register_blueprint(auth.blueprint)
+    app.register_blueprint(users.blueprint)
     app.register_blueprint(courses.blueprint)
-    app.register_blueprint(enrolments.blueprint)
     app.register_blueprint(docs_blueprint())
+    init_shared_state(app, settings)
     return app
+
+
+def init_shared_state(app: Flask, settings: GatewaySettings) -> None:
+    """Redis-backed state and rate limits; after the blueprints (limits wrap their views)."""
+    if not settings.redis_url:
+        log.warning(
+            "in_process_store",
+            extra={
+                "detail": "REDIS_URL is not set: sessions and rate limits live in this process "
+                "only; run a single worker (development only)"
+            },
+        )
+    init_rate_limits(app, settings)
+
+    @app.errorhandler(RedisError)
+    def store_unavailable(exc: RedisError) -> Response:
+        # Fail closed: no login, refresh, MFA or token check without the shared store.
+        log.warning("store_unavailable", extra={"error": type(exc).__name__})
+        return error_response(
+            503, "service_unavailable", "A dependency is temporarily unavailable."
+        )

@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+from typing import Any
+
 from dependency_injector import containers, providers
 
+from gateway.adapters.state import GatewayState, connect, in_process
 from gateway.adapters.upstream import Upstream
 from gateway.settings import GatewaySettings
 
@@ -16,6 +19,10 @@ def _upstream(name: str, url: str, settings: GatewaySettings) -> Upstream:
     )
 
 
+def _redis(settings: GatewaySettings) -> Any:
+    return connect(settings.redis_url) if settings.redis_url else in_process()
+
+
 class Container(containers.DeclarativeContainer):
     settings = providers.Dependency(instance_of=GatewaySettings)
     users = providers.Singleton(_upstream, "users", settings.provided.users_url, settings)
@@ -23,3 +30,5 @@ class Container(containers.DeclarativeContainer):
     enrolments = providers.Singleton(
         _upstream, "enrolments", settings.provided.enrolments_url, settings
     )
+    redis = providers.Singleton(_redis, settings)
+    state = providers.Singleton(GatewayState, redis)

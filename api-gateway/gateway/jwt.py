@@ -1,17 +1,40 @@
-"""flask-jwt-extended configured for the platform's tokens and error envelope."""
+"""flask-jwt-extended configured for the platform's tokens and error envelope.
+
+Access tokens carry ``sub``, ``role``, ``jti``, ``iat``, ``exp``, ``amr``, the
+session id ``sid`` and ``iat_ms`` (issue time in milliseconds, compared with the
+user's ``tokens_valid_after``). Refresh tokens carry ``sub``, ``sid``, ``jti``,
+``iat_ms`` and the CSRF value of the double-submit cookie.
+
+Every verified token, access or refresh, goes through :func:`_token_revoked`: one
+Redis round trip (a pipeline) answers "blocklisted?", "session alive?" and
+"tokens_valid_after?"; only a cache miss of the last costs a call to the users
+service, and its answer is cached for ``TVA_CACHE_SECONDS``.
+"""
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 from typing import Any
+from urllib.parse import quote
 
-from flask import Flask, Response
-from flask_jwt_extended import JWTManager
+from flask import Flask, Response, current_app
+from flask_jwt_extended import JWTManager, create_access_token, create_refresh_token
 
 from common.errors import error_response
+from gateway.adapters.state import DELETED, GatewayState, now_ms
+from gateway.adapters.upstream import Upstream, UpstreamUnavailable
 from gateway.settings import GatewaySettings
 
 DECODE_LEEWAY_SECONDS = 10
+
+
+def refresh_cookie_name(secure: bool) -> str:
+    return "__Secure-refresh_token" if secure else "refresh_token"
+
+
+def csrf_cookie_name(secure: bool) -> str:
+    return "__Secure-csrf_refresh_token" if secure else "csrf_refresh_token"
 
 
 def init_jwt(app: Flask, settings: GatewaySettings) -> JWTManager:
@@ -28,18 +51,64 @@ def init_jwt(app: Flask, settings: GatewaySettings) -> JWTManager:
         JWT_COOKIE_SAMESITE="Strict",
         JWT_COOKIE_CSRF_PROTECT=True,
         JWT_CSRF_IN_COOKIES=True,
-        JWT_REFRESH_COOKIE_NAME="__Secure-refresh_token" if secure else "refresh_token",
-        JWT_REFRESH_CSRF_COOKIE_NAME="__Secure-csrf_refresh_token"
-        if secure
-        else "csrf_refresh_token",
+        JWT_CSRF_METHODS=["POST", "PUT", "PATCH", "DELETE"],
+        JWT_REFRESH_COOKIE_NAME=refresh_cookie_name(secure),
+        JWT_REFRESH_CSRF_COOKIE_NAME=csrf_cookie_name(secure),
         JWT_REFRESH_COOKIE_PATH="/api/auth",
-        JWT_REFRESH_CSRF_COOKIE_PATH="/api/auth",
+        # The CSRF cookie is meant to be read by the front end's JavaScript, on any page.
+        JWT_REFRESH_CSRF_COOKIE_PATH="/",
         JWT_SESSION_COOKIE=False,
         JWT_ERROR_MESSAGE_KEY="message",
     )
     manager = JWTManager(app)
     _install_error_envelope(manager)
+    manager.token_in_blocklist_loader(_token_revoked)
     return manager
+
+
+def issue_access_token(user_id: str, role: str, amr: list[str], session_id: str) -> str:
+    claims = {"role": role, "amr": amr, "sid": session_id, "iat_ms": now_ms()}
+    return create_access_token(identity=user_id, additional_claims=claims)
+
+
+def new_jti() -> str:
+    return uuid.uuid4().hex
+
+
+def issue_refresh_token(user_id: str, session_id: str, jti: str, absolute_ms: int) -> str:
+    """Never outlives the family's absolute end."""
+    lifetime = max(1, (absolute_ms - now_ms()) // 1000)
+    claims = {"sid": session_id, "iat_ms": now_ms(), "jti": jti}
+    return create_refresh_token(
+        identity=user_id, additional_claims=claims, expires_delta=timedelta(seconds=lifetime)
+    )
+
+
+def fetch_tokens_valid_after(users: Upstream, user_id: str) -> int | str:
+    response = users.call("GET", f"/internal/users/{quote(user_id, safe='')}")
+    if response.status_code == 404:
+        return DELETED
+    if response.status_code != 200:
+        raise UpstreamUnavailable()
+    return int(response.json()["tokens_valid_after"])
+
+
+def _token_revoked(_header: dict[str, Any], payload: dict[str, Any]) -> bool:
+    session_id = payload.get("sid")
+    issued_ms = payload.get("iat_ms")
+    if not isinstance(session_id, str) or not isinstance(issued_ms, int):
+        return True
+    container = current_app.extensions["container"]
+    state: GatewayState = container.state()
+    user_id = str(payload["sub"])
+    status = state.token_status(str(payload["jti"]), user_id, session_id)
+    if status.blocklisted or not status.session_alive:
+        return True
+    valid_after = status.tokens_valid_after
+    if valid_after is None:
+        valid_after = fetch_tokens_valid_after(container.users(), user_id)
+        state.cache_tokens_valid_after(user_id, valid_after)
+    return valid_after == DELETED or issued_ms < int(valid_after)
 
 
 def _unauthorized(_reason: Any = None, *_args: Any) -> Response:

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from pydantic import SecretStr
+from pydantic import SecretStr, model_validator
 
 from common.settings import BaseServiceSettings
 
@@ -21,3 +21,12 @@ class GatewaySettings(BaseServiceSettings):
     # Empty means an in-process store: allowed only for a single-process local run.
     redis_url: str = ""
     auth_rate_limit: str = "5/minute;30/hour"
+
+    @model_validator(mode="after")
+    def _shared_store_outside_development(self) -> GatewaySettings:
+        if not self.redis_url and self.environment != "development":
+            raise ValueError(
+                "REDIS_URL is not set: sessions, blocklist and rate limits need a shared store "
+                "(the in-process store is for a single-process development run only)"
+            )
+        return self

@@ -1,0 +1,305 @@
+"""Login, MFA login, refresh-token sessions and logout.
+
+Shared state (sessions, blocklist, MFA-pending tokens, back-off) is in Redis; if
+Redis is unreachable these routes answer 503 (see ``app._store_unavailable``),
+never an unlimited or unchecked attempt.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from flask import Blueprint, Response, current_app, jsonify, request
+from flask_jwt_extended import (
+    get_jwt,
+    set_refresh_cookies,
+    unset_jwt_cookies,
+    verify_jwt_in_request,
+)
+from pydantic import BaseModel, Field, StrictStr
+
+from common.errors import ApiError, NotFound, error_response
+from common.validation import Schema, parse_body
+from gateway.adapters.state import (
+    BACKOFF_THRESHOLD,
+    GatewayState,
+    account_key,
+)
+from gateway.adapters.upstream import Upstream, UpstreamUnavailable, relay
+from gateway.audit import audit
+from gateway.http.guards import caller_required, login_required
+from gateway.jwt import issue_access_token, issue_refresh_token, new_jti
+from gateway.openapi import documented
+from gateway.settings import GatewaySettings
+from users.http.schemas import CredentialsCheck
+
+blueprint = Blueprint("gateway_auth", __name__, url_prefix="/api/auth")
+
+
+class InvalidCredentials(ApiError):
+    """The one answer for unknown account, wrong password, inactive account and back-off."""
+
+    status, code, message = 401, "invalid_credentials", "The credentials are invalid."
+
+
+class InvalidMfa(ApiError):
+    status, code = 401, "invalid_mfa"
+    message = "The code is invalid or the MFA token has expired; log in again if needed."
+
+
+class MfaVerifyRequest(Schema):
+    mfa_token: Annotated[StrictStr, Field(min_length=1, max_length=128)]
+    code: Annotated[StrictStr, Field(min_length=1, max_length=32)]
+
+
+class TokenOut(BaseModel):
+    access_token: str
+    token_type: Literal["Bearer"] = "Bearer"
+    expires_in: int
+
+
+class MfaRequiredOut(BaseModel):
+    mfa_required: Literal[True] = True
+    mfa_token: str
+
+
+class SessionOut(BaseModel):
+    id: str
+    created_at: datetime
+    last_used_at: datetime
+    ip: str
+    user_agent: str
+    current: bool
+
+
+class SessionList(BaseModel):
+    sessions: list[SessionOut]
+
+
+def _state() -> GatewayState:
+    return current_app.extensions["container"].state()
+
+
+def _users() -> Upstream:
+    return current_app.extensions["container"].users()
+
+
+def _settings() -> GatewaySettings:
+    return current_app.extensions["container"].settings()
+
+
+def _client() -> tuple[str, str]:
+    return request.remote_addr or "", request.headers.get("User-Agent", "")
+
+
+def _no_store(response: Response) -> Response:
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
+    return response
+
+
+def _start_session(user_id: str, role: str, amr: list[str]) -> Response:
+    settings = _settings()
+    ip, agent = _client()
+    refresh_jti = new_jti()
+    session_id, absolute_ms = _state().create_session(
+        user_id=user_id,
+        role=role,
+        amr=amr,
+        refresh_jti=refresh_jti,
+        ip=ip,
+        user_agent=agent,
+        idle_seconds=settings.refresh_token_idle_hours * 3600,
+        absolute_seconds=settings.refresh_token_absolute_days * 86400,
+    )
+    return _token_response(user_id, role, amr, session_id, refresh_jti, absolute_ms)
+
+
+def _token_response(
+    user_id: str, role: str, amr: list[str], session_id: str, refresh_jti: str, absolute_ms: int
+) -> Response:
+    access = issue_access_token(user_id, role, amr, session_id)
+    refresh = issue_refresh_token(user_id, session_id, refresh_jti, absolute_ms)
+    body = TokenOut(access_token=access, expires_in=_settings().access_token_minutes * 60)
+    response = jsonify(body.model_dump())
+    max_age = max(1, round((absolute_ms - datetime.now(UTC).timestamp() * 1000) / 1000))
+    set_refresh_cookies(response, refresh, max_age=max_age)
+    return _no_store(response)
+
+
+def _summary(upstream_status: int, data: object) -> dict[str, object]:
+    if upstream_status != 200 or not isinstance(data, dict):
+        raise UpstreamUnavailable()
+    return data
+
+
+@blueprint.post("/login")
+@documented(
+    "Log in with username or email and password",
+    tag="auth",
+    body=CredentialsCheck,
+    responses={200: TokenOut},
+    errors=(401,),
+    rate_limited=True,
+    example={"identifier": "john@example.com", "password": "correct horse battery staple"},
+)
+def login() -> Response:
+    body = parse_body(CredentialsCheck)
+    state = _state()
+    account = account_key(body.identifier)
+    if state.backed_off(account):
+        audit("login_backoff", account=account)
+        raise InvalidCredentials()
+    upstream = _users().call(
+        "POST",
+        "/internal/credentials/verify",
+        json={"identifier": body.identifier, "password": body.password},
+    )
+    if upstream.status_code == 401:
+        failures = state.record_failure(account)
+        audit("login_failure", account=account, failures=failures)
+        if failures >= BACKOFF_THRESHOLD:
+            audit("login_lockout", account=account, failures=failures)
+        raise InvalidCredentials()
+    if upstream.status_code == 400:
+        return relay(upstream)
+    user = _summary(upstream.status_code, upstream.json())
+    if not user.get("is_active"):
+        state.record_failure(account)
+        audit("login_failure", account=account, reason="inactive")
+        raise InvalidCredentials()
+    user_id, role = str(user["id"]), str(user["role"])
+    state.cache_tokens_valid_after(user_id, int(str(user["tokens_valid_after"])))
+    if user.get("mfa_enabled"):
+        token = state.create_mfa_token(user_id, account)
+        audit("login_mfa_required", user_id=user_id)
+        return _no_store(jsonify(MfaRequiredOut(mfa_token=token).model_dump()))
+    state.clear_failures(account)
+    audit("login_success", user_id=user_id, amr=["pwd"])
+    return _start_session(user_id, role, ["pwd"])
+
+
+@blueprint.post("/mfa/verify")
+@documented(
+    "Second login step: the MFA token from login and a TOTP or recovery code",
+    tag="auth",
+    auth="mfa_token",
+    body=MfaVerifyRequest,
+    responses={200: TokenOut},
+    rate_limited=True,
+)
+def mfa_verify() -> Response:
+    body = parse_body(MfaVerifyRequest)
+    state = _state()
+    attempt = state.mfa_attempt(body.mfa_token)
+    if attempt is None:
+        audit("mfa_failure", reason="token")
+        raise InvalidMfa()
+    upstream = _users().call(
+        "POST", "/internal/mfa/verify", json={"user_id": attempt.user_id, "code": body.code}
+    )
+    if upstream.status_code in (400, 401):
+        failures = state.record_failure(attempt.account)
+        audit("mfa_failure", user_id=attempt.user_id, attempt=attempt.attempt, failures=failures)
+        raise InvalidMfa()
+    user = _summary(upstream.status_code, upstream.json())
+    if not state.consume_mfa_token(body.mfa_token):
+        audit("mfa_failure", user_id=attempt.user_id, reason="token_used")
+        raise InvalidMfa()
+    state.clear_failures(attempt.account)
+    user_id, role = str(user["id"]), str(user["role"])
+    state.cache_tokens_valid_after(user_id, int(str(user["tokens_valid_after"])))
+    audit("mfa_success", user_id=user_id)
+    audit("login_success", user_id=user_id, amr=["pwd", "otp"])
+    return _start_session(user_id, role, ["pwd", "otp"])
+
+
+@blueprint.post("/refresh")
+@documented(
+    "Rotate the refresh cookie and get a new access token",
+    tag="auth",
+    auth="refresh_cookie",
+    responses={200: TokenOut},
+)
+def refresh() -> Response:
+    verify_jwt_in_request(refresh=True, locations=["cookies"])
+    claims = get_jwt()
+    user_id, session_id = str(claims["sub"]), str(claims["sid"])
+    ip, agent = _client()
+    successor = new_jti()
+    rotation = _state().rotate(
+        session_id=session_id,
+        user_id=user_id,
+        presented_jti=str(claims["jti"]),
+        new_jti=successor,
+        idle_seconds=_settings().refresh_token_idle_hours * 3600,
+        ip=ip,
+        user_agent=agent,
+    )
+    if rotation.outcome != "ok":
+        if rotation.outcome == "reuse":
+            audit("refresh_token_reuse", user_id=user_id, session_id=session_id)
+        response = error_response(401, "unauthorized", "Authentication is required.")
+        unset_jwt_cookies(response)
+        return _no_store(response)
+    audit("refresh", user_id=user_id, session_id=session_id)
+    return _token_response(
+        user_id, rotation.role, list(rotation.amr), session_id, successor, rotation.absolute_ms
+    )
+
+
+@blueprint.post("/logout")
+@documented("End the current session", tag="auth", auth="user", responses={204: None})
+@login_required
+def logout() -> Response:
+    claims = get_jwt()
+    caller = caller_required()
+    state = _state()
+    state.revoke_session(str(claims["sid"]), caller.user_id)
+    state.blocklist(str(claims["jti"]), int(claims["exp"]))
+    audit("logout", user_id=caller.user_id, session_id=str(claims["sid"]))
+    response = Response(status=204)
+    unset_jwt_cookies(response)
+    return _no_store(response)
+
+
+def _iso(ms: str) -> datetime:
+    return datetime.fromtimestamp(int(ms) / 1000, tz=UTC)
+
+
+@blueprint.get("/sessions")
+@documented("The caller's sessions", tag="auth", auth="user", responses={200: SessionList})
+@login_required
+def list_sessions() -> Response:
+    caller = caller_required()
+    current = str(get_jwt()["sid"])
+    sessions = [
+        SessionOut(
+            id=s["id"],
+            created_at=_iso(s["created"]),
+            last_used_at=_iso(s["used"]),
+            ip=s.get("ip", ""),
+            user_agent=s.get("ua", ""),
+            current=s["id"] == current,
+        )
+        for s in _state().sessions(caller.user_id)
+    ]
+    return _no_store(jsonify(SessionList(sessions=sessions).model_dump(mode="json")))
+
+
+@blueprint.delete("/sessions/<session_id>")
+@documented(
+    "Revoke one of the caller's sessions",
+    tag="auth",
+    auth="user",
+    responses={204: None},
+    errors=(404,),
+)
+@login_required
+def revoke_session(session_id: str) -> Response:
+    caller = caller_required()
+    if not _state().revoke_session(session_id, caller.user_id):
+        raise NotFound("The session was not found.", code="session_not_found")
+    audit("session_revoked", user_id=caller.user_id, session_id=session_id)
+    return Response(status=204)

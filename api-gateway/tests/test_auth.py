@@ -1,0 +1,528 @@
+"""Login, MFA, refresh sessions, logout and back-off: nginx → gateway → users, real Redis."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from http.cookies import SimpleCookie
+from typing import Any
+
+import httpx
+import pyotp
+import pytest
+import redis
+from flask import Flask
+from flask_jwt_extended import create_access_token, create_refresh_token
+
+from common.devservers import Redis, free_port
+from common.testing.live import LiveServer
+from gateway import create_app
+from gateway.settings import GatewaySettings
+from gateway.testing import Platform, bearer, gateway_settings, mint_access_token, start_platform
+from users.testing import PASSWORD, create_active_user, reset_token, totp_secret
+
+GATEWAY_DB = 7
+
+
+def gateway_redis_url(server: Redis) -> str:
+    return server.url.rsplit("/", 1)[0] + f"/{GATEWAY_DB}"
+
+
+@pytest.fixture(scope="module")
+def auth_platform(redis_server: Redis, users_server: LiveServer) -> Iterator[Platform]:
+    settings = gateway_settings(
+        users_url=users_server.url,
+        redis_url=gateway_redis_url(redis_server),
+        cookie_secure=False,
+        auth_rate_limit="1000/minute",
+    )
+    platform = start_platform(settings)
+    yield platform
+    platform.close()
+
+
+@pytest.fixture
+def gw(auth_platform: Platform, redis_server: Redis, users_db: None) -> Platform:
+    redis.Redis.from_url(gateway_redis_url(redis_server)).flushdb()
+    return auth_platform
+
+
+def user(users_app: Flask, name: str = "alice", role: str = "user") -> dict[str, Any]:
+    return create_active_user(
+        users_app, username=name, email=f"{name}@example.com", password=PASSWORD, role=role
+    )
+
+
+def call(gw: Platform, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    """One request without a cookie jar: each test says exactly which cookies it sends."""
+    return httpx.request(method, gw.nginx.url + path, timeout=10, **kwargs)
+
+
+def login(gw: Platform, identifier: str, password: str = PASSWORD) -> httpx.Response:
+    return call(
+        gw, "POST", "/api/auth/login", json={"identifier": identifier, "password": password}
+    )
+
+
+def set_cookies(response: httpx.Response) -> dict[str, Any]:
+    jar: dict[str, Any] = {}
+    for header in response.headers.get_list("set-cookie"):
+        parsed = SimpleCookie()
+        parsed.load(header)
+        for name, morsel in parsed.items():
+            jar[name] = morsel
+    return jar
+
+
+class Session:
+    """What a browser would hold after login: the access token and both cookies."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        assert response.status_code == 200, response.text
+        self.access = response.json()["access_token"]
+        cookies = set_cookies(response)
+        self.refresh_cookie = cookies["refresh_token"].value
+        self.csrf = cookies["csrf_refresh_token"].value
+
+    def refresh(self, gw: Platform, *, csrf: bool = True) -> httpx.Response:
+        headers = {"Cookie": f"refresh_token={self.refresh_cookie}"}
+        if csrf:
+            headers["X-CSRF-TOKEN"] = self.csrf
+        return call(gw, "POST", "/api/auth/refresh", headers=headers)
+
+    def auth(self) -> dict[str, str]:
+        return bearer(self.access)
+
+
+def claims(token: str) -> dict[str, Any]:
+    payload = token.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))  # type: ignore[no-any-return]
+
+
+def without_request_id(response: httpx.Response) -> tuple[int, dict[str, Any]]:
+    body = response.json()
+    body.pop("request_id")
+    return response.status_code, body
+
+
+# -- login ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("identifier", ["alice", "alice@example.com", "ALICE@example.com"])
+def test_login_with_username_or_email(gw: Platform, users_app: Flask, identifier: str):
+    account = user(users_app)
+    session = Session(login(gw, identifier))
+    token = claims(session.access)
+    assert token["sub"] == account["id"]
+    assert (token["role"], token["amr"], token["type"]) == ("user", ["pwd"], "access")
+    assert {"jti", "iat", "exp", "iat_ms", "sid"} <= set(token)
+    assert token["exp"] - token["iat"] == 15 * 60
+    assert abs(token["iat_ms"] - time.time() * 1000) < 5000
+    me = call(gw, "GET", "/api/users/me", headers=session.auth())
+    assert (me.status_code, me.json()["username"]) == (200, "alice")
+
+
+def test_identical_answers_for_unknown_wrong_inactive_and_backed_off(
+    gw: Platform, users_app: Flask
+):
+    user(users_app)
+    registered = call(
+        gw,
+        "POST",
+        "/api/users",
+        json={
+            "username": "sleepy",
+            "first_name": "S",
+            "last_name": "L",
+            "email": "sleepy@example.com",
+            "password": PASSWORD,
+            "password_confirmation": PASSWORD,
+            "gender": "Other",
+        },
+    )
+    assert registered.status_code == 201, registered.text
+    unknown = without_request_id(login(gw, "nobody@example.com"))
+    wrong = without_request_id(login(gw, "alice", "wrong password!"))
+    inactive = without_request_id(login(gw, "sleepy"))
+    assert unknown == wrong == inactive
+    assert unknown[0] == 401
+    for _ in range(4):
+        login(gw, "alice", "wrong password!")
+    # Five consecutive failures: even the right password now gets the same answer.
+    backed_off = login(gw, "alice")
+    assert without_request_id(backed_off) == unknown
+    time.sleep(1.1)  # 2^(5-5) s
+    assert login(gw, "alice").status_code == 200
+
+
+def test_back_off_grows_and_is_capped(gw: Platform, redis_server: Redis):
+    from gateway.adapters.state import GatewayState, account_key
+
+    state = GatewayState(redis.Redis.from_url(gateway_redis_url(redis_server)))
+    account = account_key("someone")
+    ttls = []
+    for _ in range(20):
+        state.record_failure(account)
+        ttls.append(state.redis.ttl(f"gw:lock:{account}"))
+    assert ttls[:4] == [-2, -2, -2, -2]
+    assert ttls[4:9] == [1, 2, 4, 8, 16]
+    assert max(ttls) == 900  # 15 minutes, never permanent
+    assert state.redis.ttl(f"gw:fail:{account}") > 0
+
+
+def test_login_validates_the_body(gw: Platform):
+    response = call(gw, "POST", "/api/auth/login", json={"identifier": "a"})
+    assert (response.status_code, response.json()["error"]) == (400, "validation_error")
+
+
+# -- MFA -------------------------------------------------------------------------------------
+
+
+def enable_mfa(gw: Platform, session: Session) -> tuple[str, list[str], str]:
+    enrol = call(
+        gw, "PATCH", "/api/users/mfa/enable", json={"password": PASSWORD}, headers=session.auth()
+    )
+    assert enrol.status_code == 200, enrol.text
+    secret = totp_secret(enrol.json()["provisioning_uri"])
+    code = pyotp.TOTP(secret).now()
+    confirmed = call(
+        gw, "POST", "/api/users/mfa/confirm", json={"code": code}, headers=session.auth()
+    )
+    assert confirmed.status_code == 200, confirmed.text
+    assert "X-Sessions-Invalidated" not in confirmed.headers
+    return secret, confirmed.json()["recovery_codes"], code
+
+
+def test_mfa_login_and_verify(gw: Platform, users_app: Flask, caplog: pytest.LogCaptureFixture):
+    user(users_app)
+    first = Session(login(gw, "alice"))
+    _, recovery, used_code = enable_mfa(gw, first)
+    # Enabling MFA ends the sessions that were opened without it.
+    assert call(gw, "GET", "/api/users/me", headers=first.auth()).status_code == 401
+    assert first.refresh(gw).status_code == 401
+
+    step_one = login(gw, "alice")
+    assert step_one.status_code == 200
+    body = step_one.json()
+    assert body["mfa_required"] is True
+    assert "access_token" not in body
+    assert "set-cookie" not in step_one.headers
+    mfa_token = body["mfa_token"]
+    # The code that confirmed enrolment was used: a replay is refused.
+    replay = call(
+        gw, "POST", "/api/auth/mfa/verify", json={"mfa_token": mfa_token, "code": used_code}
+    )
+    assert (replay.status_code, replay.json()["error"]) == (401, "invalid_mfa")
+    with caplog.at_level(logging.INFO, logger="audit"):
+        verified = call(
+            gw, "POST", "/api/auth/mfa/verify", json={"mfa_token": mfa_token, "code": recovery[0]}
+        )
+    session = Session(verified)
+    assert claims(session.access)["amr"] == ["pwd", "otp"]
+    assert call(gw, "GET", "/api/users/me", headers=session.auth()).json()["mfa_enabled"] is True
+    # Single use.
+    again = call(
+        gw, "POST", "/api/auth/mfa/verify", json={"mfa_token": mfa_token, "code": recovery[1]}
+    )
+    assert again.status_code == 401
+    assert "mfa_success" in caplog.text
+    assert recovery[0] not in caplog.text
+    assert mfa_token not in caplog.text
+
+
+def test_mfa_token_opens_nothing_else_and_dies_after_five_wrong_codes(
+    gw: Platform, users_app: Flask
+):
+    user(users_app)
+    _, recovery, _ = enable_mfa(gw, Session(login(gw, "alice")))
+    mfa_token = login(gw, "alice").json()["mfa_token"]
+    as_bearer = bearer(mfa_token)
+    for method, path in [
+        ("GET", "/api/users/me"),
+        ("GET", "/api/auth/sessions"),
+        ("POST", "/api/auth/logout"),
+        ("GET", "/api/users/mfa/qr"),
+        ("POST", "/api/course"),
+    ]:
+        assert call(gw, method, path, headers=as_bearer).status_code == 401, path
+    refresh = call(
+        gw,
+        "POST",
+        "/api/auth/refresh",
+        headers={"Cookie": f"refresh_token={mfa_token}", "X-CSRF-TOKEN": "x"},
+    )
+    assert refresh.status_code == 401
+    answers = set()
+    for code in ["000000", "111111", "222222", "333333", "12"]:
+        wrong = call(
+            gw, "POST", "/api/auth/mfa/verify", json={"mfa_token": mfa_token, "code": code}
+        )
+        answers.add(json.dumps(without_request_id(wrong)))
+    assert len(answers) == 1
+    assert json.loads(next(iter(answers)))[0] == 401
+    sixth = call(
+        gw, "POST", "/api/auth/mfa/verify", json={"mfa_token": mfa_token, "code": recovery[0]}
+    )
+    assert json.dumps(without_request_id(sixth)) in answers
+
+
+# -- refresh sessions ------------------------------------------------------------------------
+
+
+def test_refresh_rotates_and_reuse_kills_the_family(
+    gw: Platform, users_app: Flask, caplog: pytest.LogCaptureFixture
+):
+    user(users_app)
+    first = Session(login(gw, "alice"))
+    rotated = first.refresh(gw)
+    second = Session(rotated)
+    assert second.refresh_cookie != first.refresh_cookie
+    assert claims(second.access)["sid"] == claims(first.access)["sid"]
+    assert call(gw, "GET", "/api/users/me", headers=second.auth()).status_code == 200
+    third = Session(second.refresh(gw))
+    with caplog.at_level(logging.INFO, logger="audit"):
+        reuse = first.refresh(gw)
+    assert reuse.status_code == 401
+    assert "refresh_token_reuse" in caplog.text
+    # The whole family is gone: the newest refresh token and its access token too.
+    assert third.refresh(gw).status_code == 401
+    assert call(gw, "GET", "/api/users/me", headers=third.auth()).status_code == 401
+
+
+def test_concurrent_refresh_leaves_at_most_one_live_successor(gw: Platform, users_app: Flask):
+    user(users_app)
+    session = Session(login(gw, "alice"))
+    barrier = threading.Barrier(10)
+    results: list[httpx.Response] = []
+
+    def race() -> None:
+        barrier.wait()
+        results.append(session.refresh(gw))
+
+    threads = [threading.Thread(target=race) for _ in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    winners = [Session(r) for r in results if r.status_code == 200]
+    assert len(winners) <= 1
+    assert all(r.status_code in (200, 401) for r in results)
+    live = [w for w in winners if w.refresh(gw).status_code == 200]
+    assert len(live) <= 1
+
+
+def test_refresh_needs_the_csrf_header_and_post(gw: Platform, users_app: Flask):
+    user(users_app)
+    session = Session(login(gw, "alice"))
+    missing = session.refresh(gw, csrf=False)
+    assert (missing.status_code, missing.json()["error"]) == (401, "unauthorized")
+    wrong = call(
+        gw,
+        "POST",
+        "/api/auth/refresh",
+        headers={"Cookie": f"refresh_token={session.refresh_cookie}", "X-CSRF-TOKEN": "nope"},
+    )
+    assert wrong.status_code == 401
+    as_get = call(
+        gw,
+        "GET",
+        "/api/auth/refresh",
+        headers={"Cookie": f"refresh_token={session.refresh_cookie}", "X-CSRF-TOKEN": session.csrf},
+    )
+    assert (as_get.status_code, as_get.json()["error"]) == (405, "method_not_allowed")
+    assert session.refresh(gw).status_code == 200
+
+
+def test_logout_kills_the_access_token_and_the_refresh_cookie(gw: Platform, users_app: Flask):
+    user(users_app)
+    session = Session(login(gw, "alice"))
+    other = Session(login(gw, "alice"))
+    out = call(gw, "POST", "/api/auth/logout", headers=session.auth())
+    assert out.status_code == 204
+    cleared = set_cookies(out)
+    assert cleared["refresh_token"].value == ""
+    assert cleared["refresh_token"]["path"] == "/api/auth"
+    assert call(gw, "GET", "/api/users/me", headers=session.auth()).status_code == 401
+    assert session.refresh(gw).status_code == 401
+    assert call(gw, "GET", "/api/users/me", headers=other.auth()).status_code == 200
+
+
+def test_password_reset_kills_existing_tokens(gw: Platform, users_app: Flask):
+    user(users_app)
+    session = Session(login(gw, "alice"))
+    forgot = call(gw, "POST", "/api/users/password/forgot", json={"identifier": "alice"})
+    assert forgot.status_code == 202
+    token = reset_token(users_app, "alice@example.com")
+    new_password = "an entirely new passphrase 42"
+    reset = call(
+        gw, "POST", "/api/users/password/reset", json={"token": token, "new_password": new_password}
+    )
+    assert reset.status_code == 200, reset.text
+    assert "X-Sessions-Invalidated" not in reset.headers
+    assert call(gw, "GET", "/api/users/me", headers=session.auth()).status_code == 401
+    assert session.refresh(gw).status_code == 401
+    assert login(gw, "alice").status_code == 401
+    assert login(gw, "alice", new_password).status_code == 200
+
+
+def test_sessions_list_and_revoke(gw: Platform, users_app: Flask):
+    user(users_app)
+    user(users_app, "bob")
+    laptop = Session(
+        call(
+            gw,
+            "POST",
+            "/api/auth/login",
+            json={"identifier": "alice", "password": PASSWORD},
+            headers={"User-Agent": "laptop"},
+        )
+    )
+    phone = Session(login(gw, "alice"))
+    bob = Session(login(gw, "bob"))
+    listed = call(gw, "GET", "/api/auth/sessions", headers=laptop.auth())
+    sessions = listed.json()["sessions"]
+    assert len(sessions) == 2
+    mine = next(s for s in sessions if s["current"])
+    assert (mine["user_agent"], mine["ip"]) == ("laptop", "127.0.0.1")
+    assert mine["created_at"].endswith("Z") or "+00:00" in mine["created_at"]
+    phone_id = claims(phone.access)["sid"]
+    assert (
+        call(gw, "DELETE", f"/api/auth/sessions/{phone_id}", headers=bob.auth()).status_code == 404
+    )
+    assert (
+        call(gw, "DELETE", f"/api/auth/sessions/{phone_id}", headers=laptop.auth()).status_code
+        == 204
+    )
+    assert call(gw, "GET", "/api/users/me", headers=phone.auth()).status_code == 401
+    assert phone.refresh(gw).status_code == 401
+    assert len(call(gw, "GET", "/api/auth/sessions", headers=laptop.auth()).json()["sessions"]) == 1
+
+
+# -- tokens ----------------------------------------------------------------------------------
+
+
+def test_bad_tokens_are_401(gw: Platform, users_app: Flask):
+    account = user(users_app)
+    session = Session(login(gw, "alice"))
+    header, payload, signature = session.access.split(".")
+    forged_payload = (
+        base64.urlsafe_b64encode(json.dumps({**claims(session.access), "role": "admin"}).encode())
+        .rstrip(b"=")
+        .decode()
+    )
+    none_header = base64.urlsafe_b64encode(b'{"alg":"none","typ":"JWT"}').rstrip(b"=").decode()
+    with gw.app.app_context():
+        expired = mint_access_token(gw.app, account["id"], exp=int(time.time()) - 60)
+        refresh = create_refresh_token(
+            identity=account["id"], additional_claims=claims(session.access) | {"type": "refresh"}
+        )
+        unbound = create_access_token(identity=account["id"], additional_claims={"role": "user"})
+    bad = {
+        "tampered": f"{header}.{forged_payload}.{signature}",
+        "alg_none": f"{none_header}.{forged_payload}.",
+        "expired": expired,
+        "refresh_as_access": refresh,
+        "refresh_cookie_as_access": session.refresh_cookie,
+        "no_session": unbound,
+        "garbage": "not-a-jwt",
+    }
+    for name, token in bad.items():
+        response = call(gw, "GET", "/api/users/me", headers=bearer(token))
+        assert (response.status_code, response.json()["error"]) == (401, "unauthorized"), name
+    assert call(gw, "GET", "/api/users/me", headers=session.auth()).status_code == 200
+
+
+def test_access_token_as_refresh_cookie_is_401(gw: Platform, users_app: Flask):
+    user(users_app)
+    session = Session(login(gw, "alice"))
+    response = call(
+        gw,
+        "POST",
+        "/api/auth/refresh",
+        headers={"Cookie": f"refresh_token={session.access}", "X-CSRF-TOKEN": session.csrf},
+    )
+    assert response.status_code == 401
+
+
+def test_cookie_attributes(
+    redis_server: Redis, users_server: LiveServer, users_app: Flask, users_db
+):
+    user(users_app)
+    app = create_app(
+        gateway_settings(users_url=users_server.url, redis_url=gateway_redis_url(redis_server))
+    )
+    response = app.test_client().post(
+        "/api/auth/login", json={"identifier": "alice", "password": PASSWORD}
+    )
+    assert response.status_code == 200
+    assert response.headers["Cache-Control"] == "no-store"
+    headers = {h.split("=", 1)[0]: h for h in response.headers.getlist("Set-Cookie")}
+    refresh = headers["__Secure-refresh_token"].split("; ")
+    assert {"Secure", "HttpOnly", "Path=/api/auth", "SameSite=Strict"} <= set(refresh)
+    assert "Max-Age=1209600" in refresh  # the absolute lifetime, 14 days
+    csrf = headers["__Secure-csrf_refresh_token"].split("; ")
+    assert {"Secure", "SameSite=Strict"} <= set(csrf)
+    assert "HttpOnly" not in csrf
+
+
+# -- shared store ----------------------------------------------------------------------------
+
+
+def test_redis_down_is_503(users_server: LiveServer, users_app: Flask, users_db):
+    user(users_app)
+    settings = gateway_settings(
+        users_url=users_server.url, redis_url=f"redis://127.0.0.1:{free_port()}/0"
+    )
+    client = create_app(settings).test_client()
+    started = time.monotonic()
+    responses = [
+        client.post("/api/auth/login", json={"identifier": "alice", "password": PASSWORD}),
+        client.post("/api/auth/mfa/verify", json={"mfa_token": "x" * 40, "code": "123456"}),
+        client.post("/api/users/password/forgot", json={"identifier": "alice"}),
+    ]
+    with client.application.app_context():
+        token = create_refresh_token(identity="u", additional_claims={"sid": "s", "iat_ms": 1})
+        access = create_access_token(identity="u", additional_claims={"sid": "s", "iat_ms": 1})
+    client.set_cookie("__Secure-refresh_token", token, path="/api/auth")
+    csrf = {"X-CSRF-TOKEN": claims(token)["csrf"]}
+    responses.append(client.post("/api/auth/refresh", headers=csrf))
+    responses.append(client.get("/api/users/me", headers=bearer(access)))
+    for response in responses:
+        assert (response.status_code, response.json["error"]) == (503, "service_unavailable")
+    assert time.monotonic() - started < 5
+
+
+def test_in_process_store_is_for_development_only(
+    users_server: LiveServer, users_app: Flask, users_db, caplog
+):
+    with pytest.raises(ValueError, match="REDIS_URL"):
+        GatewaySettings(
+            environment="production", jwt_secret_key="k" * 40, internal_api_key="i" * 40
+        )
+    user(users_app)
+    with caplog.at_level(logging.WARNING):
+        app = create_app(
+            GatewaySettings(
+                environment="development",
+                users_url=users_server.url,
+                jwt_secret_key="dev-key-" * 5,
+                internal_api_key=gateway_settings().internal_api_key,
+                cookie_secure=False,
+            )
+        )
+    assert "in_process_store" in caplog.text
+    client = app.test_client()
+    login_response = client.post(
+        "/api/auth/login", json={"identifier": "alice", "password": PASSWORD}
+    )
+    assert login_response.status_code == 200
+    csrf = client.get_cookie("csrf_refresh_token", path="/")
+    assert csrf is not None
+    refreshed = client.post("/api/auth/refresh", headers={"X-CSRF-TOKEN": csrf.value})
+    assert refreshed.status_code == 200
+    me = client.get("/api/users/me", headers=bearer(refreshed.json["access_token"]))
+    assert me.status_code == 200
