@@ -48,7 +48,7 @@ def init_rate_limits(app: Flask, settings: GatewaySettings) -> Limiter:
         current = limiter.current_limit
         retry_after = 1
         if current is not None:
-            retry_after = max(1, math.ceil(current.reset_at - time.time()))
+            retry_after = max(1, math.ceil(current.window[0] - time.time()))
         audit("rate_limited", retry_after=retry_after)
         return error_response(
             429,
