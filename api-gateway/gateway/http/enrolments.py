@@ -5,9 +5,18 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app, request
 
 from common.validation import parse_body, parse_query
-from enrolments.http.schemas import ActiveQuery, EnrolmentCreate, MarkPaid, MineQuery
+from enrolments.http.schemas import (
+    ActiveQuery,
+    EnrolmentCreate,
+    EnrolmentList,
+    EnrolmentOut,
+    ExpiryOut,
+    MarkPaid,
+    MineQuery,
+)
 from gateway.adapters.upstream import Upstream
 from gateway.http.guards import current_caller, login_required, roles_required
+from gateway.openapi import documented
 
 blueprint = Blueprint("gateway_enrolments", __name__, url_prefix="/api/enrolment")
 
@@ -17,6 +26,15 @@ def _enrolments() -> Upstream:
 
 
 @blueprint.post("/")
+@documented(
+    "Enrol in a course (admins may pass user_id)",
+    tag="enrolments",
+    auth="user",
+    body=EnrolmentCreate,
+    responses={201: EnrolmentOut},
+    errors=(403, 404, 409),
+    example={"course_id": 1},
+)
 @login_required
 def enrol() -> Response:
     parse_body(EnrolmentCreate)
@@ -26,6 +44,15 @@ def enrol() -> Response:
 
 
 @blueprint.patch("/paid")
+@documented(
+    "Mark an enrolment paid; the invoice follows in the background",
+    tag="enrolments",
+    auth="user",
+    body=MarkPaid,
+    responses={200: EnrolmentOut},
+    errors=(404, 409),
+    example={"enrolment_id": 1},
+)
 @login_required
 def mark_paid() -> Response:
     parse_body(MarkPaid)
@@ -35,12 +62,25 @@ def mark_paid() -> Response:
 
 
 @blueprint.patch("/expired")
+@documented(
+    "Expire active enrolments of ended courses",
+    tag="enrolments",
+    auth="admin",
+    responses={200: ExpiryOut},
+)
 @roles_required("admin")
 def expire() -> Response:
     return _enrolments().forward("PATCH", "/enrolment/expired", caller=current_caller())
 
 
 @blueprint.get("/active")
+@documented(
+    "List active enrolments",
+    tag="enrolments",
+    auth="admin",
+    query=ActiveQuery,
+    responses={200: EnrolmentList},
+)
 @roles_required("admin")
 def active() -> Response:
     parse_query(ActiveQuery)
@@ -50,6 +90,13 @@ def active() -> Response:
 
 
 @blueprint.get("/mine")
+@documented(
+    "List the caller's enrolments",
+    tag="enrolments",
+    auth="user",
+    query=MineQuery,
+    responses={200: EnrolmentList},
+)
 @login_required
 def mine() -> Response:
     parse_query(MineQuery)
@@ -59,12 +106,22 @@ def mine() -> Response:
 
 
 @blueprint.get("/<int:enrolment_id>")
+@documented(
+    "Get an enrolment", tag="enrolments", auth="admin", responses={200: EnrolmentOut}, errors=(404,)
+)
 @roles_required("admin")
 def get_enrolment(enrolment_id: int) -> Response:
     return _enrolments().forward("GET", f"/enrolment/{enrolment_id}", caller=current_caller())
 
 
 @blueprint.get("/<int:enrolment_id>/details")
+@documented(
+    "Get one of the caller's enrolments",
+    tag="enrolments",
+    auth="user",
+    responses={200: EnrolmentOut},
+    errors=(404,),
+)
 @login_required
 def details(enrolment_id: int) -> Response:
     return _enrolments().forward(
@@ -73,6 +130,13 @@ def details(enrolment_id: int) -> Response:
 
 
 @blueprint.post("/<int:enrolment_id>/cancel")
+@documented(
+    "Cancel an unpaid enrolment",
+    tag="enrolments",
+    auth="user",
+    responses={200: EnrolmentOut},
+    errors=(404, 409),
+)
 @login_required
 def cancel(enrolment_id: int) -> Response:
     return _enrolments().forward(
@@ -81,12 +145,22 @@ def cancel(enrolment_id: int) -> Response:
 
 
 @blueprint.delete("/<int:enrolment_id>")
+@documented(
+    "Delete an enrolment", tag="enrolments", auth="admin", responses={204: None}, errors=(404, 409)
+)
 @roles_required("admin")
 def delete(enrolment_id: int) -> Response:
     return _enrolments().forward("DELETE", f"/enrolment/{enrolment_id}", caller=current_caller())
 
 
 @blueprint.post("/<int:enrolment_id>/invoice/retry")
+@documented(
+    "Retry a failed invoice",
+    tag="enrolments",
+    auth="admin",
+    responses={200: EnrolmentOut},
+    errors=(404, 409),
+)
 @roles_required("admin")
 def retry_invoice(enrolment_id: int) -> Response:
     return _enrolments().forward(
