@@ -167,8 +167,6 @@ def start(workdir: Path) -> tuple[Platform, MariaDB, Redis]:
             "gateway": {"AUTH_RATE_LIMIT": "100000/minute"},
         },
     )
-    for directory in ("mariadb", "redis"):
-        (workdir / directory).mkdir(exist_ok=True)
     return Platform(config).start(require_nginx=True), mariadb, redis
 
 

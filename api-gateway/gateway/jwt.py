@@ -5,7 +5,7 @@ session id ``sid`` and ``iat_ms`` (issue time in milliseconds, compared with the
 user's ``tokens_valid_after``). Refresh tokens carry ``sub``, ``sid``, ``jti``,
 ``iat_ms`` and the CSRF value of the double-submit cookie.
 
-Every verified token, access or refresh, goes through :func:`_token_revoked`: one
+Every verified token, access or refresh, goes through :func:`token_revoked`: one
 Redis round trip (a pipeline) answers "blocklisted?", "session alive?" and
 "tokens_valid_after?"; only a cache miss of the last costs a call to the users
 service, and its answer is cached for ``TVA_CACHE_SECONDS``.
@@ -62,7 +62,7 @@ def init_jwt(app: Flask, settings: GatewaySettings) -> JWTManager:
     )
     manager = JWTManager(app)
     _install_error_envelope(manager)
-    manager.token_in_blocklist_loader(_token_revoked)
+    manager.token_in_blocklist_loader(token_revoked)
     return manager
 
 
@@ -93,7 +93,7 @@ def fetch_tokens_valid_after(users: Upstream, user_id: str) -> int | str:
     return int(response.json()["tokens_valid_after"])
 
 
-def _token_revoked(_header: dict[str, Any], payload: dict[str, Any]) -> bool:
+def token_revoked(_header: dict[str, Any], payload: dict[str, Any]) -> bool:
     session_id = payload.get("sid")
     issued_ms = payload.get("iat_ms")
     if not isinstance(session_id, str) or not isinstance(issued_ms, int):

@@ -486,7 +486,9 @@ def test_redis_down_is_503(users_server: LiveServer, users_app: Flask, users_db)
     ]
     with client.application.app_context():
         token = create_refresh_token(identity="u", additional_claims={"sid": "s", "iat_ms": 1})
-        access = create_access_token(identity="u", additional_claims={"sid": "s", "iat_ms": 1})
+        access = create_access_token(
+            identity="u", additional_claims={"sid": "s", "iat_ms": 1, "role": "user"}
+        )
     client.set_cookie("__Secure-refresh_token", token, path="/api/auth")
     csrf = {"X-CSRF-TOKEN": claims(token)["csrf"]}
     responses.append(client.post("/api/auth/refresh", headers=csrf))

@@ -99,6 +99,7 @@ class MariaDB:
 
     def __init__(self, workdir: Path | None = None, port: int | None = None) -> None:
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="mariadb-"))
+        self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
         self.socket = self.workdir / "mysqld.sock"
         self._process: ManagedProcess | None = None
@@ -183,6 +184,7 @@ class MariaDB:
 class Redis:
     def __init__(self, workdir: Path | None = None, port: int | None = None) -> None:
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="redis-"))
+        self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
         self._process: ManagedProcess | None = None
 
@@ -249,6 +251,7 @@ class Nginx:
     def __init__(self, gateway: str, workdir: Path | None = None, port: int | None = None):
         self.gateway = gateway
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="nginx-"))
+        self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
         self._process: ManagedProcess | None = None
 

@@ -46,3 +46,6 @@ def configure_logging(service: str, level: str = "INFO") -> None:
         root.addHandler(handler)
     handler.setFormatter(JsonFormatter(service))
     root.setLevel(level.upper())
+    # httpx logs every request at INFO: a JSON line per forwarded call on the hot path.
+    for chatty in ("httpx", "httpcore"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)

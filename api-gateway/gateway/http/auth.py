@@ -28,7 +28,7 @@ from gateway.adapters.state import (
 )
 from gateway.adapters.upstream import Upstream, UpstreamUnavailable, relay
 from gateway.audit import audit
-from gateway.http.guards import caller_required, login_required
+from gateway.http.guards import caller_required, current_claims, login_required
 from gateway.jwt import issue_access_token, issue_refresh_token, new_jti
 from gateway.openapi import documented
 from gateway.settings import GatewaySettings
@@ -253,7 +253,7 @@ def refresh() -> Response:
 @documented("End the current session", tag="auth", auth="user", responses={204: None})
 @login_required
 def logout() -> Response:
-    claims = get_jwt()
+    claims = current_claims()
     caller = caller_required()
     state = _state()
     state.revoke_session(str(claims["sid"]), caller.user_id)
@@ -273,7 +273,7 @@ def _iso(ms: str) -> datetime:
 @login_required
 def list_sessions() -> Response:
     caller = caller_required()
-    current = str(get_jwt()["sid"])
+    current = str(current_claims()["sid"])
     sessions = [
         SessionOut(
             id=s["id"],

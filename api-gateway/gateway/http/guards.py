@@ -7,22 +7,30 @@ from functools import wraps
 from typing import Any, TypeVar, cast
 
 from flask import g
-from flask_jwt_extended import get_jwt, verify_jwt_in_request
 
 from common.errors import Forbidden, Unauthorized
 from common.identity import Caller
+from gateway.access import verified_claims
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _verify(optional: bool = False) -> Caller | None:
-    verify_jwt_in_request(optional=optional, locations=["headers"])
-    claims = get_jwt()
-    if not claims:
+    claims = verified_claims(optional=optional)
+    if claims is None:
         return None
     caller = Caller(user_id=str(claims["sub"]), role=str(claims.get("role", "user")))
     g.caller = caller
+    g.claims = claims
     return caller
+
+
+def current_claims() -> dict[str, Any]:
+    """The verified access-token claims of a route behind one of the guards below."""
+    claims = g.get("claims")
+    if claims is None:
+        raise Unauthorized()
+    return cast(dict[str, Any], claims)
 
 
 def current_caller() -> Caller | None:
