@@ -40,8 +40,11 @@ typecheck: install
 pytest: install
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-bench: install
+bench: install-system install
 	$(BIN)/python bench/run.py
+
+postman: install
+	$(BIN)/python scripts/export_postman.py var/postman.json
 
 lock:
 	$(BIN)/python -m pip freeze --all --exclude-editable | grep -v '^-e' | grep -v '^pip==' > requirements.txt

@@ -148,3 +148,24 @@ def test_fuzzing_finds_no_server_error_and_no_off_spec_answer(
             failures.append(f"{operation.label}: {str(exc)[:600]}")
     assert operations >= 30
     assert failures == [], "\n\n".join(failures)  # noqa: E501
+
+
+def test_postman_collection_has_every_operation(docs_app: Flask):
+    from gateway.postman import postman_collection
+
+    spec = build_spec(docs_app)
+    collection = postman_collection(spec, "http://127.0.0.1:8080")
+    requests = [item["request"] for folder in collection["item"] for item in folder["item"]]
+    expected = {(m.upper(), p) for p, methods in spec["paths"].items() for m in methods}
+    exported = {
+        (r["method"], "/" + "/".join(r["url"]["path"]).replace("{{", "{").replace("}}", "}"))
+        for r in requests
+    }
+    assert exported == expected
+    login = next(r for r in requests if r["url"]["path"] == ["api", "auth", "login"])
+    assert "auth" not in login
+    create = next(
+        r for r in requests if r["method"] == "POST" and r["url"]["path"] == ["api", "course"]
+    )
+    assert create["auth"]["type"] == "bearer"
+    assert '"price": "199.99"' in create["body"]["raw"]
