@@ -38,6 +38,9 @@ def init_rate_limits(app: Flask, settings: GatewaySettings) -> Limiter:
         swallow_errors=False,
         headers_enabled=False,
     )
+    # The limited routes are checked by their own decorator (below); the app-wide
+    # before_request check would only cost every forwarded request its time.
+    app.before_request_funcs[None].remove(limiter._check_request_limit)
     for endpoint, view in list(app.view_functions.items()):
         operation = getattr(view, DOC_ATTRIBUTE, None)
         if operation is not None and operation.rate_limited:
