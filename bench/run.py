@@ -149,7 +149,11 @@ def process_tree_cpu(pid: int) -> float:
 
 def start(workdir: Path) -> tuple[Platform, MariaDB, Redis]:
     mariadb = MariaDB(workdir / "mariadb").start()
-    redis = Redis(workdir / "redis").start()
+    try:
+        redis = Redis(workdir / "redis").start()
+    except BaseException:
+        mariadb.stop()
+        raise
     config = PlatformConfig(
         ports=Ports(*(free_port() for _ in range(7))),
         run_dir=workdir / "platform",
@@ -167,7 +171,12 @@ def start(workdir: Path) -> tuple[Platform, MariaDB, Redis]:
             "gateway": {"AUTH_RATE_LIMIT": "100000/minute"},
         },
     )
-    return Platform(config).start(require_nginx=True), mariadb, redis
+    try:
+        return Platform(config).start(require_nginx=True), mariadb, redis
+    except BaseException:
+        redis.stop()
+        mariadb.stop()
+        raise
 
 
 def row(name: str, value: str, target: str = "") -> str:

@@ -32,6 +32,10 @@ def create_app(settings: GatewaySettings | None = None) -> Flask:
     app.register_blueprint(enrolments.blueprint)
     app.register_blueprint(docs_blueprint())
     init_shared_state(app, settings)
+    # Build the pooled clients now: creating one loads CA certificates (~100 ms), which
+    # must not land on a user's first request.
+    for upstream in (container.users, container.courses, container.enrolments):
+        upstream()
     return app
 
 
