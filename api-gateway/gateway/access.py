@@ -54,7 +54,9 @@ def decode_access_token(token: str, key: bytes, now: float | None = None) -> dic
         if not hmac.compare_digest(signature, expected):
             raise Unauthorized()
         claims = json.loads(_b64decode(payload_segment))
-    except (ValueError, binascii.Error, UnicodeError):
+    # RecursionError: the header is parsed before the signature check, so a deeply
+    # nested forgery must end as the same 401, not a 500.
+    except (ValueError, binascii.Error, UnicodeError, RecursionError):
         raise Unauthorized() from None
     if not isinstance(claims, dict) or any(name not in claims for name in _REQUIRED):
         raise Unauthorized()

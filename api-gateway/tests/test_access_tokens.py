@@ -73,6 +73,12 @@ def test_a_valid_token_gives_its_claims():
         pytest.param(lambda: token(sub=7), id="numeric-subject"),
         pytest.param(lambda: "a.b", id="two-segments"),
         pytest.param(lambda: "!!.??.**", id="not-base64"),
+        # The header is parsed before the signature is checked: a 4 kB header of brackets
+        # must be refused like any other forgery, not crash json.loads with RecursionError.
+        pytest.param(
+            lambda: base64.urlsafe_b64encode(b"[" * 3000).decode() + "." + b64({}) + ".c2ln",
+            id="deeply-nested-header",
+        ),
     ],
 )
 def test_anything_else_is_unauthorized(bad):

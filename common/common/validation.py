@@ -34,7 +34,9 @@ def json_body() -> Any:
     raw = request.get_data(cache=True)
     try:
         return json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    # RecursionError: a body nested deeper than the interpreter's limit ("[[[[...") is
+    # client input like any other malformed JSON, not a server fault.
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise ApiError("The request body is not valid JSON.", code="malformed_json") from None
 
 

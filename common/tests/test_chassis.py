@@ -79,6 +79,17 @@ def test_api_errors_and_validation_errors_use_the_envelope():
     assert (not_object.status_code, not_object.get_json()["error"]) == (400, "malformed_json")
 
 
+def test_deeply_nested_json_is_a_400_not_a_500():
+    # json.loads raises RecursionError (not ValueError) past ~1000 levels; a 1 MB body
+    # of brackets would otherwise crash the request before validation.
+    deep = (
+        make_app()
+        .test_client()
+        .post("/items", data="[" * 5000 + "]" * 5000, content_type="application/json", headers=KEY)
+    )
+    assert (deep.status_code, deep.get_json()["error"]) == (400, "malformed_json")
+
+
 def test_request_id_is_adopted_when_well_formed_else_minted():
     client = make_app().test_client()
     kept = client.get("/echo-id", headers={**KEY, REQUEST_ID_HEADER: "abc-123"})
