@@ -3,14 +3,30 @@
 from __future__ import annotations
 
 import json
-from typing import Any, TypeVar
+from datetime import UTC, datetime
+from typing import Annotated, Any, TypeVar
 
 from flask import request
-from pydantic import BaseModel, ConfigDict
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict
 
 from common.errors import ApiError
 
 M = TypeVar("M", bound=BaseModel)
+
+
+def _representable_in_utc(value: datetime) -> datetime:
+    # 0001-01-01T00:00+01:00 and 9999-12-31T23:59-05:00 are valid ISO 8601, but
+    # ``astimezone(UTC)`` (what every SQL column needs, see common.timeutil.to_db)
+    # overflows on them; refuse them here so storage code can never 500.
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("the moment is out of range once converted to UTC") from None
+    return value
+
+
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(_representable_in_utc)]
+"""A timezone-aware datetime that can be converted to UTC: use it for every API datetime."""
 
 
 class Schema(BaseModel):

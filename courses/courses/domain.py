@@ -6,11 +6,15 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from common.errors import Conflict, NotFound
+from common.validation import UtcDatetime
 
 NAME_MIN, NAME_MAX = 2, 64
+# Width of the name_key column. NFKC and case folding can lengthen a name (one "\ufdfa"
+# becomes 18 characters), so a name within NAME_MAX may still not fit.
+NAME_KEY_MAX = 255
 Name = Annotated[str, Field(min_length=NAME_MIN, max_length=NAME_MAX)]
 Description = Annotated[str, Field(max_length=2000)]
 Price = Annotated[Decimal, Field(ge=0, max_digits=10, decimal_places=2)]
@@ -43,13 +47,16 @@ class CourseFields(BaseModel):
     price: Price
     currency: Currency = "PLN"
     max_participants: Capacity | None = None
-    start_date: AwareDatetime
-    end_date: AwareDatetime
+    start_date: UtcDatetime
+    end_date: UtcDatetime
 
     @field_validator("name")
     @classmethod
     def _collapse_inner_spaces(cls, value: str) -> str:
-        return " ".join(value.split())
+        value = " ".join(value.split())
+        if len(name_key(value)) > NAME_KEY_MAX:
+            raise ValueError("the name is too long once normalised")
+        return value
 
     @model_validator(mode="after")
     def _starts_before_it_ends(self) -> CourseFields:

@@ -82,6 +82,11 @@ def test_two_concurrent_creates_of_one_name_give_one_201_and_one_409(courses_app
         ({"start_date": "2030-01-10T09:00:00"}, ["start_date"]),
         ({"role": "admin"}, ["role"]),
         ({"name": {"$ne": None}}, ["name"]),
+        # Valid ISO 8601, but no datetime exists once moved to UTC (was a 500).
+        ({"start_date": "0001-01-01T00:00:00+01:00"}, ["start_date"]),
+        ({"end_date": "9999-12-31T23:59:59-05:00"}, ["end_date"]),
+        # 20 characters whose NFKC form is 360: too long for the unique name key (was a 500).
+        ({"name": "\ufdfa" * 20}, ["name"]),
     ],
 )
 def test_invalid_course_is_a_400_with_details(courses_client, overrides, field):
@@ -106,6 +111,10 @@ def test_patch_changes_only_sent_fields_and_rechecks_the_merged_course(courses_c
     assert updated["name"] == created["name"]
     bad = courses_client.patch(path, json={"end_date": "2029-01-01T00:00:00Z"}, headers=ADMIN)
     assert bad.status_code == 400
+    overflow = courses_client.patch(
+        path, json={"end_date": "9999-12-31T23:59:59-05:00"}, headers=ADMIN
+    )
+    assert overflow.status_code == 400
     assert courses_client.get(path, headers=USER).get_json()["end_date"] == created["end_date"]
 
 
@@ -206,6 +215,8 @@ def test_catalogue_paginates_filters_and_sorts(courses_client):
         {"sort": "password"},
         {"min_price": "-1"},
         {"starts_after": "yesterday"},
+        {"starts_after": "0001-01-01T00:00:00+01:00"},
+        {"starts_before": "9999-12-31T23:59:59-05:00"},
         {"unknown": "1"},
     ],
 )

@@ -7,6 +7,7 @@ from sqlalchemy import BigInteger, DateTime, Index, Integer, Numeric, String, Te
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from common.timeutil import db_now
+from courses.domain import NAME_KEY_MAX
 
 Id = BigInteger().with_variant(Integer, "sqlite")
 
@@ -21,7 +22,7 @@ class CourseRecord(Base):
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(String(64))
     # Case- and width-folded name; its unique index is what makes names unique.
-    name_key: Mapped[str] = mapped_column(String(255), unique=True)
+    name_key: Mapped[str] = mapped_column(String(NAME_KEY_MAX), unique=True)
     description: Mapped[str | None] = mapped_column(Text, nullable=True)
     price: Mapped[Decimal] = mapped_column(Numeric(10, 2))
     currency: Mapped[str] = mapped_column(String(3), default="PLN")

@@ -6,10 +6,10 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated
 
-from pydantic import AwareDatetime, BaseModel, Field, field_serializer
+from pydantic import BaseModel, Field, field_serializer
 
 from common.timeutil import from_db
-from common.validation import QuerySchema, Schema
+from common.validation import QuerySchema, Schema, UtcDatetime
 from courses.domain import (
     Capacity,
     CourseFields,
@@ -33,8 +33,8 @@ class CourseUpdate(Schema):
     price: Price | None = None
     currency: Currency | None = None
     max_participants: Capacity | None = None
-    start_date: AwareDatetime | None = None
-    end_date: AwareDatetime | None = None
+    start_date: UtcDatetime | None = None
+    end_date: UtcDatetime | None = None
 
     def changes(self) -> dict[str, object]:
         return {field: getattr(self, field) for field in self.model_fields_set}
@@ -47,8 +47,8 @@ class CourseListQuery(QuerySchema):
     page: Annotated[int, Field(ge=1, le=100_000)] = 1
     per_page: Annotated[int, Field(ge=1, le=100)] = 20
     search: Annotated[str, Field(min_length=1, max_length=64)] | None = None
-    starts_after: AwareDatetime | None = None
-    starts_before: AwareDatetime | None = None
+    starts_after: UtcDatetime | None = None
+    starts_before: UtcDatetime | None = None
     min_price: Annotated[Decimal, Field(ge=0, max_digits=10, decimal_places=2)] | None = None
     max_price: Annotated[Decimal, Field(ge=0, max_digits=10, decimal_places=2)] | None = None
     sort: SortKey = "start_date"
