@@ -207,3 +207,23 @@ def test_production_refuses_missing_secrets():
 
     with pytest.raises(ValidationError):
         users_settings(environment="production", totp_encryption_key="")
+
+
+def test_the_last_admin_cannot_be_deleted_either(users_client, admin, admin_headers, alice):
+    # Demoting the last admin is refused; deleting them must be too, or the platform is
+    # left with nobody who can manage it (only the CLI bootstrap could repair it).
+    for path, query in (
+        ("/users/id", {"user_id": admin["id"]}),
+        ("/users/identifier", {"identifier": "root"}),
+    ):
+        response = users_client.delete(path, query_string=query, headers=admin_headers)
+        assert (response.status_code, response.get_json()["error"]) == (409, "last_admin")
+    assert users_client.get("/users/me", headers=admin_headers).status_code == 200
+    promoted = users_client.patch(
+        f"/users/{alice['id']}/role", json={"role": "admin"}, headers=admin_headers
+    )
+    assert promoted.status_code == 200
+    gone = users_client.delete(
+        "/users/id", query_string={"user_id": admin["id"]}, headers=admin_headers
+    )
+    assert gone.status_code == 204

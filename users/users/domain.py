@@ -187,4 +187,4 @@ class MfaNotPending(NotFound):
 
 
 class LastAdmin(Conflict):
-    code, message = "last_admin", "The last admin cannot lose the admin role."
+    code, message = "last_admin", "The last admin cannot lose the admin role or be deleted."

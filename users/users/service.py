@@ -160,7 +160,12 @@ class UserService:
         return doc
 
     def delete(self, user_id: str) -> str:
-        if not self.repository.delete(self.repository.parse_id(user_id)):
+        doc = self.repository.get(user_id)
+        # Same rule as set_role: deleting the last admin would leave nobody to manage the
+        # platform.
+        if doc["role"] == "admin" and self.repository.count_admins() <= 1:
+            raise LastAdmin()
+        if not self.repository.delete(doc["_id"]):
             raise UserNotFound()
         return user_id
 

@@ -293,6 +293,3 @@ class UserRepository:
 
     def set_role(self, user_id: str, role: str, *, tokens_valid_after: int) -> Doc:
         return self.update_fields(user_id, {"role": role, "tokens_valid_after": tokens_valid_after})
-
-    def parse_id(self, user_id: str) -> ObjectId:
-        return _oid(user_id)
