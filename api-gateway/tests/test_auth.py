@@ -159,6 +159,24 @@ def test_identical_answers_for_unknown_wrong_inactive_and_backed_off(
     assert login(gw, "alice").status_code == 200
 
 
+@pytest.mark.parametrize(
+    ("typed", "variant"),
+    [("alice", "\uff41\uff4c\uff49\uff43\uff45"), ("alice@example.com", "alice@\uff45xample.com")],
+)
+def test_back_off_holds_for_every_spelling_the_users_service_accepts(
+    gw: Platform, users_app: Flask, typed: str, variant: str
+):
+    # The users service logs "ａｌｉｃｅ" (full width) in as "alice" (NFKC): if the
+    # back-off counted spellings separately, each of the 2^n width mixes of a name would
+    # get five fresh guesses.
+    user(users_app)
+    for _ in range(5):
+        assert login(gw, typed, "wrong password!").status_code == 401
+    assert login(gw, variant).status_code == 401
+    time.sleep(1.1)  # 2^(5-5) s
+    assert login(gw, variant).status_code == 200
+
+
 def test_back_off_grows_and_is_capped(gw: Platform, redis_server: Redis):
     from gateway.adapters.state import GatewayState, account_key
 

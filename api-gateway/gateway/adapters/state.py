@@ -29,6 +29,8 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from users.domain import canonical_identifier
+
 log = logging.getLogger(__name__)
 
 PREFIX = "gw:"
@@ -72,9 +74,11 @@ def digest(value: str) -> str:
 
 
 def account_key(identifier: str) -> str:
-    """Failure counters are keyed on the identifier as typed (case-folded), hashed:
-    unknown accounts back off exactly like real ones."""
-    return digest(identifier.strip().casefold())[:32]
+    """Failure counters are keyed on the identifier in the users service's own canonical
+    form, hashed: every spelling it logs in as one account (case, full-width NFKC
+    variants) shares one counter, and unknown accounts back off exactly like real ones."""
+    kind, key = canonical_identifier(identifier)
+    return digest(f"{kind}:{key}")[:32]
 
 
 _ROTATE = """
