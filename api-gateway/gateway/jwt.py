@@ -21,9 +21,9 @@ from urllib.parse import quote
 from flask import Flask, Response, current_app
 from flask_jwt_extended import JWTManager, create_access_token, create_refresh_token
 
-from common.errors import error_response
+from common.errors import UpstreamUnavailable, error_response
 from gateway.adapters.state import DELETED, GatewayState, now_ms
-from gateway.adapters.upstream import Upstream, UpstreamUnavailable
+from gateway.adapters.upstream import Upstream
 from gateway.settings import GatewaySettings
 
 DECODE_LEEWAY_SECONDS = 10

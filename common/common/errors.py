@@ -70,6 +70,13 @@ class ServiceUnavailable(ApiError):
     status, code, message = 503, "service_unavailable", "A dependency is unavailable."
 
 
+class UpstreamUnavailable(ServiceUnavailable):
+    """Another platform service could not be reached (or answered 5xx): the gateway and
+    the services calling each other give clients this one answer."""
+
+    code, message = "upstream_unavailable", "A service is temporarily unavailable."
+
+
 def validation_details(exc: ValidationError) -> list[dict[str, Any]]:
     """Pydantic errors without the offending input, which may be a secret."""
     return [

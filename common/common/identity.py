@@ -16,6 +16,9 @@ from common.errors import Forbidden, Unauthorized
 USER_ID_HEADER = "X-User-Id"
 USER_ROLE_HEADER = "X-User-Role"
 IDENTITY_HEADERS = (USER_ID_HEADER, USER_ROLE_HEADER)
+# Set by the users service on an answer that ends a user's sessions (password, MFA, role,
+# deletion); the gateway drops its cached state for that user and never relays the header.
+SESSIONS_INVALIDATED_HEADER = "X-Sessions-Invalidated"
 ADMIN = "admin"
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from common.errors import ApiError, Conflict, Forbidden, NotFound, ServiceUnavailable
+from common.errors import ApiError, Conflict, Forbidden, NotFound
 from common.mail import OutgoingMail
 
 # Enrolment.status
@@ -163,10 +163,6 @@ class InvoiceNotFailed(Conflict):
 
 class EnrolForOthers(Forbidden):
     code, message = "forbidden", "Only an admin may enrol another user."
-
-
-class UpstreamUnavailable(ServiceUnavailable):
-    code, message = "upstream_unavailable", "A service is temporarily unavailable."
 
 
 class UpstreamError(ApiError):

@@ -9,17 +9,13 @@ from typing import Any
 import httpx
 from flask import Response
 
-from common.errors import ApiError
+from common.errors import UpstreamUnavailable
 from common.http import make_http_client
 from common.identity import USER_ID_HEADER, USER_ROLE_HEADER, Caller
 
 log = logging.getLogger(__name__)
 
 _PASSED_RESPONSE_HEADERS = ("Content-Type", "Retry-After", "Location")
-
-
-class UpstreamUnavailable(ApiError):
-    status, code, message = 503, "upstream_unavailable", "A service is temporarily unavailable."
 
 
 class Upstream:

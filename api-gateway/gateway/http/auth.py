@@ -19,14 +19,14 @@ from flask_jwt_extended import (
 )
 from pydantic import BaseModel, Field, StrictStr
 
-from common.errors import ApiError, NotFound, error_response
+from common.errors import ApiError, NotFound, UpstreamUnavailable, error_response
 from common.validation import Schema, parse_body
 from gateway.adapters.state import (
     BACKOFF_THRESHOLD,
     GatewayState,
     account_key,
 )
-from gateway.adapters.upstream import Upstream, UpstreamUnavailable, relay
+from gateway.adapters.upstream import Upstream, relay
 from gateway.audit import audit
 from gateway.http.guards import caller_required, current_claims, login_required
 from gateway.jwt import issue_access_token, issue_refresh_token, new_jti

@@ -16,6 +16,7 @@ from flask import Blueprint, Response, current_app, request
 from pydantic import BaseModel
 
 from common.errors import NotFound
+from common.identity import SESSIONS_INVALIDATED_HEADER
 from common.validation import parse_body, parse_query
 from gateway.adapters.state import GatewayState
 from gateway.adapters.upstream import Upstream, relay
@@ -40,7 +41,6 @@ from users.http.schemas import (
     UserOut,
 )
 
-SESSIONS_INVALIDATED_HEADER = "X-Sessions-Invalidated"
 _USER_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 blueprint = Blueprint("gateway_users", __name__, url_prefix="/api/users")

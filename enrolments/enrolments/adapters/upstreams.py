@@ -10,12 +10,12 @@ from urllib.parse import quote
 
 import httpx
 
+from common.errors import UpstreamUnavailable
 from common.http import make_http_client
 from enrolments.domain import (
     Course,
     CourseNotFound,
     UpstreamError,
-    UpstreamUnavailable,
     User,
     UserNotFound,
 )

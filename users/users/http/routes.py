@@ -11,7 +11,12 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from common.errors import Forbidden
-from common.identity import current_caller, require_admin, require_caller
+from common.identity import (
+    SESSIONS_INVALIDATED_HEADER,
+    current_caller,
+    require_admin,
+    require_caller,
+)
 from common.validation import parse_body, parse_query
 from users.domain import internal_user, public_user, user_summary
 from users.http.schemas import (
@@ -34,8 +39,6 @@ from users.http.schemas import (
     UserOut,
 )
 from users.service import Enrolment, UserService
-
-SESSIONS_INVALIDATED_HEADER = "X-Sessions-Invalidated"
 
 # One body for every outcome, so the answer never tells whether an account exists.
 RESEND_ACCEPTED = {
