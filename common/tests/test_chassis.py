@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import httpx
 import pytest
 from flask import Flask, jsonify, request
 from pydantic import SecretStr, ValidationError
 
 from common.app import create_base_app
+from common.devservers import free_port
 from common.errors import Conflict
-from common.http import INTERNAL_KEY_HEADER, make_http_client
+from common.http import INTERNAL_KEY_HEADER, ServiceClient
 from common.outbox import Claimed, OutboxRelay, PermanentFailure, backoff_delay
 from common.request_context import REQUEST_ID_HEADER, set_request_id
 from common.settings import BaseServiceSettings
@@ -110,20 +114,70 @@ def test_readiness_names_the_failing_check():
     assert client.get("/health/live").status_code == 200
 
 
-def test_http_client_sends_request_id_and_internal_key_over_one_pool():
+class KeepAliveEcho(BaseHTTPRequestHandler):
+    """An HTTP/1.1 keep-alive server (werkzeug's closes every connection) that
+    echoes what a client sent and counts the connections it accepted."""
+
+    protocol_version = "HTTP/1.1"
+    connections: list[int] = []
+
+    def setup(self) -> None:
+        super().setup()
+        self.connections.append(self.client_address[1])
+
+    def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
+        body = json.dumps(
+            {
+                "path": self.path,
+                "seen": self.headers.get(REQUEST_ID_HEADER),
+                "key": self.headers.get(INTERNAL_KEY_HEADER),
+                "cookie": self.headers.get("Cookie"),
+            }
+        ).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        # Were the client to keep cookies, the next caller would send this one.
+        self.send_header("Set-Cookie", "session=first-callers")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_service_client_sends_request_id_and_key_over_one_pool_and_keeps_no_cookies():
+    KeepAliveEcho.connections = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), KeepAliveEcho)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        with ServiceClient(url, internal_key=TEST_INTERNAL_KEY) as client:
+            set_request_id("trace-42")
+            answers = [client.get("/echo", params={"page": n}).json() for n in range(3)]
+        assert [a["path"] for a in answers] == ["/echo?page=0", "/echo?page=1", "/echo?page=2"]
+        assert {a["seen"] for a in answers} == {"trace-42"}
+        assert {a["key"] for a in answers} == {TEST_INTERNAL_KEY}
+        assert {a["cookie"] for a in answers} == {None}
+        assert len(KeepAliveEcho.connections) == 1, "one pooled connection for three calls"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_service_client_sends_no_key_when_it_has_none():
     server = LiveServer(make_app()).start()
     try:
-        with make_http_client(server.url, internal_key=TEST_INTERNAL_KEY) as client:
-            set_request_id("trace-42")
-            first = client.get("/echo-id")
-            second = client.get("/echo-id")
-        assert first.status_code == 200
-        assert first.json() == {"seen": "trace-42"}
-        assert second.json() == {"seen": "trace-42"}
-        with make_http_client(server.url) as anonymous:
+        with ServiceClient(server.url) as anonymous:
             assert anonymous.get("/echo-id").status_code == 401
     finally:
         server.stop()
+
+
+def test_service_client_reports_an_unreachable_service_as_a_transport_error():
+    client = ServiceClient(f"http://127.0.0.1:{free_port()}", connect_timeout=0.5)
+    with client, pytest.raises(httpx.TransportError):
+        client.get("/anything")
 
 
 class MemoryOutbox:

@@ -10,7 +10,7 @@ import httpx
 from flask import Response
 
 from common.errors import UpstreamUnavailable
-from common.http import make_http_client
+from common.http import ServiceClient
 from common.identity import USER_ID_HEADER, USER_ROLE_HEADER, Caller
 
 log = logging.getLogger(__name__)
@@ -26,7 +26,7 @@ class Upstream:
         self, name: str, base_url: str, *, timeout: float, pool_size: int, internal_key: str
     ) -> None:
         self.name = name
-        self.client = make_http_client(
+        self.client = ServiceClient(
             base_url, timeout=timeout, max_connections=pool_size, internal_key=internal_key
         )
 

@@ -11,7 +11,7 @@ from urllib.parse import quote
 import httpx
 
 from common.errors import UpstreamUnavailable
-from common.http import make_http_client
+from common.http import ServiceClient
 from enrolments.domain import (
     Course,
     CourseNotFound,
@@ -23,7 +23,7 @@ from enrolments.domain import (
 log = logging.getLogger(__name__)
 
 
-def _get(client: httpx.Client, name: str, path: str) -> httpx.Response | None:
+def _get(client: ServiceClient, name: str, path: str) -> httpx.Response | None:
     """The answer, None on 404; a 503 envelope when the service cannot be reached."""
     try:
         response = client.get(path)
@@ -42,7 +42,7 @@ def _get(client: httpx.Client, name: str, path: str) -> httpx.Response | None:
 
 class UsersClient:
     def __init__(self, base_url: str, *, internal_key: str, timeout: float) -> None:
-        self.client = make_http_client(base_url, timeout=timeout, internal_key=internal_key)
+        self.client = ServiceClient(base_url, timeout=timeout, internal_key=internal_key)
 
     def get(self, user_id: str) -> User:
         response = _get(self.client, "users", f"/internal/users/{quote(user_id, safe='')}")
@@ -64,7 +64,7 @@ class UsersClient:
 
 class CoursesClient:
     def __init__(self, base_url: str, *, internal_key: str, timeout: float) -> None:
-        self.client = make_http_client(base_url, timeout=timeout, internal_key=internal_key)
+        self.client = ServiceClient(base_url, timeout=timeout, internal_key=internal_key)
 
     def get(self, course_id: int) -> Course:
         response = _get(self.client, "courses", f"/courses/{int(course_id)}")
