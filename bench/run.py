@@ -30,10 +30,10 @@ from pathlib import Path
 
 import httpx
 
-from common.devservers import MariaDB, Redis, free_port
+from common.devservers import ManagedProcess, MariaDB, Redis, free_port, port_open, wait_until
 from common.http import INTERNAL_KEY_HEADER
 from common.identity import USER_ID_HEADER, USER_ROLE_HEADER
-from common.launcher import Platform, PlatformConfig, Ports
+from common.launcher import Platform, PlatformConfig, Ports, Service, gunicorn_argv
 
 ADMIN = {
     "email": "bench@bench.example.org",
@@ -179,8 +179,182 @@ def start(workdir: Path) -> tuple[Platform, MariaDB, Redis]:
         raise
 
 
+def start_naive_gateway(platform: Platform, workdir: Path) -> tuple[ManagedProcess, int]:
+    """The calibration gateway (bench/naive_gateway.py) under the real one's gunicorn settings."""
+    port = free_port()
+    config = platform.config
+    service = Service(
+        "naive-gateway",
+        "naive_gateway",
+        port,
+        env={},
+        workers=platform.service("gateway").workers,
+    )
+    env = {
+        **os.environ,
+        "JWT_SECRET_KEY": config.jwt_secret_key,
+        "REDIS_URL": config.redis_url,
+        "COURSES_URL": f"http://127.0.0.1:{config.ports.courses}",
+        "INTERNAL_API_KEY": config.internal_api_key,
+    }
+    argv = [*gunicorn_argv(service), "--pythonpath", str(Path(__file__).parent)]
+    child = ManagedProcess("naive-gateway", argv, workdir / "naive-gateway.log", env=env)
+
+    def ready() -> bool:
+        child.ensure_alive()
+        return port_open(port)
+
+    wait_until(ready, timeout=60, what="naive gateway")
+    return child, port
+
+
+def cpu_per_request(pid: int, run: Callable[[], Load]) -> tuple[Load, float]:
+    """A load run and the CPU milliseconds the process tree ``pid`` spent per request."""
+    before = process_tree_cpu(pid)
+    result = run()
+    return result, (process_tree_cpu(pid) - before) * 1000 / max(result.requests, 1)
+
+
+@dataclass
+class Figures:
+    direct: Load
+    via_nginx: Load
+    gateway_cpu_ms: float
+    ours: Load
+    ours_cpu_ms: float
+    naive: Load
+    naive_cpu_ms: float
+    floor_cpu_ms: float
+    hop_direct: list[float]
+    hop_gateway: list[float]
+    hop_naive: list[float]
+    paid: list[float]
+    logins: list[float]
+    login_seconds: float
+    non_2xx: int
+
+
+def measure(platform: Platform, workdir: Path, seconds: int, connections: int) -> Figures:
+    load = wrk if shutil.which("wrk") else python_load
+    ports = platform.config.ports
+    with httpx.Client(base_url=platform.url, timeout=30) as api:
+        token = login(api)
+        auth = {"Authorization": f"Bearer {token}"}
+        course_id = create_course(api, auth)
+        path = f"/api/course/{course_id}"
+        direct = f"http://127.0.0.1:{ports.courses}/courses/{course_id}"
+        gateway = f"http://127.0.0.1:{ports.gateway}{path}"
+        direct_headers = {
+            INTERNAL_KEY_HEADER: platform.config.internal_api_key,
+            USER_ID_HEADER: "bench",
+            USER_ROLE_HEADER: "admin",
+        }
+        gateway_pid = platform.child("gateway").process.pid
+        naive_process, naive_port = start_naive_gateway(platform, workdir)
+        naive = f"http://127.0.0.1:{naive_port}{path}"
+        try:
+            for url, headers in (
+                (direct, direct_headers),
+                (platform.url + path, auth),
+                (naive, auth),
+            ):
+                load(url, headers, 2, connections)  # warm-up
+            direct_load = load(direct, direct_headers, seconds, connections)
+            via_nginx, gateway_cpu = cpu_per_request(
+                gateway_pid, lambda: load(platform.url + path, auth, seconds, connections)
+            )
+            ours, ours_cpu = cpu_per_request(
+                gateway_pid, lambda: load(gateway, auth, seconds, connections)
+            )
+            floor_url = f"http://127.0.0.1:{ports.gateway}/health/live"
+            _, floor_cpu = cpu_per_request(
+                gateway_pid, lambda: load(floor_url, {}, seconds, connections)
+            )
+            naive_load, naive_cpu = cpu_per_request(
+                naive_process.process.pid, lambda: load(naive, auth, seconds, connections)
+            )
+            with httpx.Client(timeout=10) as raw:
+                hop_direct, bad1 = sequential(lambda: raw.get(direct, headers=direct_headers), 400)
+                hop_gateway, bad2 = sequential(lambda: raw.get(gateway, headers=auth), 400)
+                hop_naive, bad3 = sequential(lambda: raw.get(naive, headers=auth), 400)
+        finally:
+            naive_process.stop()
+        paid, bad4 = mark_paid_latencies(api, auth, count=40)
+        logins, login_seconds, bad5 = login_rate(api, count=60)
+    loads = (direct_load, via_nginx, ours, naive_load)
+    return Figures(
+        direct_load,
+        via_nginx,
+        gateway_cpu,
+        ours,
+        ours_cpu,
+        naive_load,
+        naive_cpu,
+        floor_cpu,
+        hop_direct,
+        hop_gateway,
+        hop_naive,
+        paid,
+        logins,
+        login_seconds,
+        sum(x.non_2xx for x in loads) + bad1 + bad2 + bad3 + bad4 + bad5,
+    )
+
+
 def row(name: str, value: str, target: str = "") -> str:
-    return f"| {name:<52} | {value:>16} | {target:<16} |"
+    return f"| {name:<56} | {value:>15} | {target:<22} |"
+
+
+def added(hop: list[float], base: list[float], q: float) -> str:
+    return f"{percentile(hop, q) - percentile(base, q):.2f}"
+
+
+def table(f: Figures) -> list[str]:
+    def ms(load: Load) -> str:
+        return f"{load.p50_ms:.2f} / {load.p99_ms:.2f}"
+
+    return [
+        row("measurement", "value", "target"),
+        row("-" * 56, "-" * 15, "-" * 22),
+        row("direct courses GET: requests/s", f"{f.direct.rps:.0f}"),
+        row("direct courses GET: p50 / p99 ms", ms(f.direct)),
+        row("nginx→gateway→courses GET: requests/s", f"{f.via_nginx.rps:.0f}"),
+        row("nginx→gateway→courses GET: p50 / p99 ms", ms(f.via_nginx)),
+        row("gateway throughput / direct", f"{f.via_nginx.rps / f.direct.rps:.1%}", ">= 28%"),
+        row("gateway CPU per forwarded request (ms)", f"{f.gateway_cpu_ms:.2f}", "<= 0.8"),
+        row(
+            "unloaded added latency of the gateway hop p50 (ms)",
+            added(f.hop_gateway, f.hop_direct, 0.5),
+            "<= 1.0",
+        ),
+        row(
+            "unloaded added latency of the gateway hop p99 (ms)",
+            added(f.hop_gateway, f.hop_direct, 0.99),
+        ),
+        row("calibration, loaded on the gateways' own ports:", ""),
+        row("  floor: gateway GET /health/live CPU per request (ms)", f"{f.floor_cpu_ms:.2f}"),
+        row(
+            "  naive gateway: requests/s / direct",
+            f"{f.naive.rps / f.direct.rps:.1%}",
+            "(issue: about 17%)",
+        ),
+        row("  naive gateway CPU per request (ms)", f"{f.naive_cpu_ms:.2f}", "(issue: about 1.5)"),
+        row("  our gateway: requests/s / direct", f"{f.ours.rps / f.direct.rps:.1%}"),
+        row("  our gateway CPU per request (ms)", f"{f.ours_cpu_ms:.2f}"),
+        row("  our CPU / naive CPU", f"{f.ours_cpu_ms / f.naive_cpu_ms:.0%}", "(0.8 / 1.5 = 53%)"),
+        row(
+            "  naive gateway unloaded added latency p50 (ms)", added(f.hop_naive, f.hop_direct, 0.5)
+        ),
+        row("PATCH /api/enrolment/paid, 1 s Fakturownia: p50 ms", f"{percentile(f.paid, 0.5):.1f}"),
+        row(
+            "PATCH /api/enrolment/paid, 1 s Fakturownia: p99 ms",
+            f"{percentile(f.paid, 0.99):.1f}",
+            "<= 50",
+        ),
+        row("logins per second (sequential, argon2id)", f"{len(f.logins) / f.login_seconds:.1f}"),
+        row("login p50 (ms)", f"{percentile(f.logins, 0.5):.1f}"),
+        row("non-2xx responses during the run", str(f.non_2xx), "0"),
+    ]
 
 
 def main() -> None:
@@ -188,86 +362,18 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--connections", type=int, default=16)
     args = parser.parse_args()
-    load = wrk if shutil.which("wrk") else python_load
     workdir = Path(tempfile.mkdtemp(prefix="bench-"))
     platform, mariadb, redis = start(workdir)
-    ports = platform.config.ports
     try:
-        with httpx.Client(base_url=platform.url, timeout=30) as api:
-            token = login(api)
-            auth = {"Authorization": f"Bearer {token}"}
-            course_id = create_course(api, auth)
-            via_gateway = f"{platform.url}/api/course/{course_id}"
-            direct = f"http://127.0.0.1:{ports.courses}/courses/{course_id}"
-            direct_headers = {
-                INTERNAL_KEY_HEADER: platform.config.internal_api_key,
-                USER_ID_HEADER: "bench",
-                USER_ROLE_HEADER: "admin",
-            }
-            gateway_pid = platform.child("gateway").process.pid
-
-            load(direct, direct_headers, 2, args.connections)  # warm-up
-            load(via_gateway, auth, 2, args.connections)
-            direct_load = load(direct, direct_headers, args.seconds, args.connections)
-            cpu_before = process_tree_cpu(gateway_pid)
-            gateway_load = load(via_gateway, auth, args.seconds, args.connections)
-            cpu_ms = (
-                (process_tree_cpu(gateway_pid) - cpu_before) * 1000 / max(gateway_load.requests, 1)
-            )
-
-            with httpx.Client(timeout=10) as raw:
-                hop_direct, bad1 = sequential(lambda: raw.get(direct, headers=direct_headers), 400)
-                gw = f"http://127.0.0.1:{ports.gateway}/api/course/{course_id}"
-                hop_gateway, bad2 = sequential(lambda: raw.get(gw, headers=auth), 400)
-
-            paid, bad3 = mark_paid_latencies(api, auth, count=40)
-            logins, login_seconds, bad4 = login_rate(api, count=60)
+        figures = measure(platform, workdir, args.seconds, args.connections)
     finally:
         platform.stop()
         redis.stop()
         mariadb.stop()
         shutil.rmtree(workdir, ignore_errors=True)
-
-    ratio = gateway_load.rps / direct_load.rps if direct_load.rps else 0
-    non_2xx = direct_load.non_2xx + gateway_load.non_2xx + bad1 + bad2 + bad3 + bad4
-    lines = [
-        row("measurement", "value", "target"),
-        row("-" * 52, "-" * 16, "-" * 16),
-        row("direct courses GET: requests/s", f"{direct_load.rps:.0f}"),
-        row(
-            "direct courses GET: p50 / p99 ms",
-            f"{direct_load.p50_ms:.2f} / {direct_load.p99_ms:.2f}",
-        ),
-        row("nginx→gateway→courses GET: requests/s", f"{gateway_load.rps:.0f}"),
-        row(
-            "nginx→gateway→courses GET: p50 / p99 ms",
-            f"{gateway_load.p50_ms:.2f} / {gateway_load.p99_ms:.2f}",
-        ),
-        row("gateway throughput / direct", f"{ratio:.1%}", ">= 28%"),
-        row("gateway CPU per forwarded request (ms)", f"{cpu_ms:.2f}", "<= 0.8"),
-        row(
-            "unloaded added latency of the gateway hop p50 (ms)",
-            f"{percentile(hop_gateway, 0.5) - percentile(hop_direct, 0.5):.2f}",
-            "<= 1.0",
-        ),
-        row(
-            "unloaded added latency of the gateway hop p99 (ms)",
-            f"{percentile(hop_gateway, 0.99) - percentile(hop_direct, 0.99):.2f}",
-        ),
-        row("PATCH /api/enrolment/paid, 1 s Fakturownia: p50 ms", f"{percentile(paid, 0.5):.1f}"),
-        row(
-            "PATCH /api/enrolment/paid, 1 s Fakturownia: p99 ms",
-            f"{percentile(paid, 0.99):.1f}",
-            "<= 50",
-        ),
-        row("logins per second (sequential, argon2id)", f"{len(logins) / login_seconds:.1f}"),
-        row("login p50 (ms)", f"{percentile(logins, 0.5):.1f}"),
-        row("non-2xx responses during the run", str(non_2xx), "0"),
-    ]
-    print(
-        f"load generator: {load.__name__}, {args.connections} connections, {args.seconds}s per run"
-    )
-    print("\n".join(lines))
+    generator = "wrk" if shutil.which("wrk") else "python_load"
+    print(f"load generator: {generator}, {args.connections} connections, {args.seconds}s per run")
+    print("\n".join(table(figures)))
 
 
 def login(api: httpx.Client) -> str:

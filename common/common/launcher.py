@@ -269,6 +269,9 @@ class Platform:
         wait_until(lambda: port_open(self.config.ports.http), timeout=15, what="nginx")
         self.behind_nginx = True
 
+    def service(self, name: str) -> Service:
+        return next(service for service in self.services if service.name == name)
+
     def child(self, name: str) -> ManagedProcess:
         return next(child for child in self.children if child.name == name)
 

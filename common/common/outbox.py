@@ -59,6 +59,7 @@ class OutboxRelay(Generic[T]):
         batch_size: int = 20,
         max_attempts: int = 20,
         backoff_base: float = 1.0,
+        wake_event: threading.Event | None = None,
     ) -> None:
         self.name = name
         self.store = store
@@ -68,7 +69,8 @@ class OutboxRelay(Generic[T]):
         self.max_attempts = max_attempts
         self.backoff_base = backoff_base
         self._stop = threading.Event()
-        self._wake = threading.Event()
+        # Shared with the producers when they are built before the relay (see wake()).
+        self._wake = wake_event or threading.Event()
         self._thread: threading.Thread | None = None
 
     def start(self) -> OutboxRelay[T]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from common.testing.helpers import internal_headers
+from users.service import UserService
 from users.testing import (
     ANON,
     PASSWORD,
@@ -14,6 +15,7 @@ from users.testing import (
     outbox,
     register,
     reset_token,
+    settle_jobs,
 )
 
 EMAIL = "john@example.com"
@@ -249,3 +251,58 @@ def test_forgot_for_inactive_accounts_sends_nothing(users_app, users_client):
     register(users_client)
     users_client.post("/users/password/forgot", json={"identifier": EMAIL}, headers=ANON)
     assert [m["subject"] for m in outbox(users_app, EMAIL)] == ["Your activation code"]
+
+
+class Recording:
+    """Wraps a collaborator and records which of its methods were called."""
+
+    def __init__(self, target: object) -> None:
+        self.target = target
+        self.calls: list[str] = []
+
+    def __getattr__(self, name: str):
+        attribute = getattr(self.target, name)
+        if not callable(attribute):
+            return attribute
+
+        def recorded(*args, **kwargs):
+            self.calls.append(name)
+            return attribute(*args, **kwargs)
+
+        return recorded
+
+
+@pytest.mark.parametrize("request_kind", ["forgot_password", "resend_activation"])
+def test_forgot_and_resend_do_the_same_storage_work_for_every_identifier(
+    users_app, users_client, request_kind
+):
+    """Comparable timing by construction: whether the account exists, is active or
+    not, the request path stores one job and touches no account."""
+    create_active_user(users_app, username="john", email=EMAIL, password=PASSWORD)
+    register(users_client, username="pending", email="pending@example.com")
+    real = users_app.extensions["container"].user_service()
+    repository, outbox_store = Recording(real.repository), Recording(real.outbox)
+    service = UserService(
+        repository=repository,  # type: ignore[arg-type]
+        outbox=outbox_store,  # type: ignore[arg-type]
+        passwords=real.passwords,
+        secrets=real.secrets,
+        policy=real.policy,
+    )
+    work = []
+    for identifier in (EMAIL, "john", "pending@example.com", "nobody@example.com", "ghost"):
+        repository.calls.clear()
+        outbox_store.calls.clear()
+        getattr(service, request_kind)(identifier)
+        work.append((tuple(repository.calls), tuple(outbox_store.calls)))
+    assert set(work) == {((), ("add_job",))}
+
+
+def test_the_relay_turns_a_stored_reset_job_into_exactly_one_mail(users_app, users_client):
+    create_active_user(users_app, username="john", email=EMAIL, password=PASSWORD)
+    users_client.post("/users/password/forgot", json={"identifier": EMAIL}, headers=ANON)
+    users_client.post("/users/password/forgot", json={"identifier": "ghost"}, headers=ANON)
+    settle_jobs(users_app)
+    jobs = users_app.extensions["container"].database()["outbox"].find({"job": {"$exists": 1}})
+    assert sorted(job["status"] for job in jobs) == ["sent", "sent"]
+    assert [mail["subject"] for mail in outbox(users_app, EMAIL)] == ["Reset your password"]

@@ -106,7 +106,7 @@ def test_mail_survives_an_smtp_outage(users_app, users_client, smtp_sink):
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         item = database["outbox"].find_one({"mail.to": "outage@example.com"})
-        if item["attempts"] >= 2:
+        if item is not None and item["attempts"] >= 2:
             break
         time.sleep(0.02)
     assert item["attempts"] >= 2

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import threading
+
 from dependency_injector import containers, providers
 
 from common.mail import MailSettings, SmtpMailer
@@ -8,7 +10,7 @@ from users.adapters.mongo import make_database, make_mongo_client
 from users.adapters.outbox import MongoOutbox
 from users.adapters.repository import UserRepository
 from users.security import Passwords, Secrets
-from users.service import Policy, UserService
+from users.service import OutboxDelivery, Policy, UserService
 from users.settings import UsersSettings
 
 
@@ -22,15 +24,8 @@ class Container(containers.DeclarativeContainer):
         MongoOutbox, database=database, lease_seconds=settings.provided.mail_relay_lease_seconds
     )
     mailer = providers.Singleton(SmtpMailer, settings=mail_settings)
-    mail_relay = providers.Singleton(
-        OutboxRelay,
-        "users-mail",
-        outbox,
-        mailer.provided.send,
-        poll_interval=settings.provided.mail_relay_poll_seconds,
-        max_attempts=settings.provided.mail_relay_max_attempts,
-        backoff_base=settings.provided.mail_relay_backoff_base,
-    )
+    # Rung by a request that stored outbox work, so the relay starts at once.
+    mail_doorbell = providers.Singleton(threading.Event)
     passwords = providers.Singleton(Passwords)
     secrets = providers.Singleton(
         Secrets, master_key=settings.provided.totp_encryption_key.get_secret_value.call()
@@ -51,5 +46,18 @@ class Container(containers.DeclarativeContainer):
         passwords=passwords,
         secrets=secrets,
         policy=policy,
-        notify_mail=mail_relay.provided.wake,
+        notify_mail=mail_doorbell.provided.set,
+    )
+    outbox_delivery = providers.Singleton(
+        OutboxDelivery, send_mail=mailer.provided.send, service=user_service
+    )
+    mail_relay = providers.Singleton(
+        OutboxRelay,
+        "users-mail",
+        outbox,
+        outbox_delivery,
+        poll_interval=settings.provided.mail_relay_poll_seconds,
+        max_attempts=settings.provided.mail_relay_max_attempts,
+        backoff_base=settings.provided.mail_relay_backoff_base,
+        wake_event=mail_doorbell,
     )

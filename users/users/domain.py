@@ -87,6 +87,17 @@ def check_password_policy(password: str, *, username: str, email: str, field: st
 
 
 @dataclass(frozen=True)
+class AccountJob:
+    """Work a public request asks for about an account it may not know exists
+    (``password_reset``, ``activation_resend``). The request only stores the job, the
+    same single write for every identifier, so neither its answer nor its timing tells
+    whether the account exists; the mail relay runs the job in the background."""
+
+    kind: Literal["password_reset", "activation_resend"]
+    identifier: str
+
+
+@dataclass(frozen=True)
 class NewUser:
     username: str
     email: str

@@ -9,12 +9,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from common.mail import OutgoingMail
-from users.adapters.outbox import MongoOutbox
+from users.adapters.outbox import MongoOutbox, OutboxItem
 from users.adapters.repository import Doc, UserRepository
 from users.domain import (
     RECOVERY_CODE_COUNT,
     RECOVERY_PATTERN,
     TOTP_PATTERN,
+    AccountJob,
     InvalidActivationCode,
     InvalidCode,
     InvalidCredentials,
@@ -89,6 +90,17 @@ class UserService:
     def _send(self, mail: OutgoingMail) -> None:
         self.outbox.add(mail)
         self.notify_mail()
+
+    def _enqueue(self, job: AccountJob) -> None:
+        self.outbox.add_job(job)
+        self.notify_mail()
+
+    def run_job(self, job: AccountJob) -> None:
+        """Run by the mail relay, off the request path (see :class:`AccountJob`)."""
+        if job.kind == "password_reset":
+            self.issue_reset(job.identifier)
+        else:
+            self.issue_activation_code(job.identifier)
 
     # -- accounts ---------------------------------------------------------------------------
 
@@ -236,7 +248,11 @@ class UserService:
         return activated
 
     def resend_activation(self, identifier: str) -> None:
-        """Same outcome for every identifier; a new code at most once a minute."""
+        """The same single write for every identifier; the relay issues the code."""
+        self._enqueue(AccountJob("activation_resend", identifier))
+
+    def issue_activation_code(self, identifier: str) -> None:
+        """A new code for an inactive account, at most once a minute."""
         doc = self.find(identifier)
         if doc is None or doc["is_active"]:
             return
@@ -250,13 +266,19 @@ class UserService:
     # -- passwords --------------------------------------------------------------------------
 
     def forgot_password(self, identifier: str) -> None:
+        """The same single write for every identifier; the relay issues the token."""
+        self._enqueue(AccountJob("password_reset", identifier))
+
+    def issue_reset(self, identifier: str) -> None:
+        """A reset token for an active account; it supersedes any older one."""
         doc = self.find(identifier)
-        token = reset_token()
-        token_hash = self.secrets.digest(token)
         if doc is None or not doc["is_active"]:
             return
+        token = reset_token()
         expires = self.now_ms() + self.policy.reset_token_minutes * 60_000
-        self.repository.set_reset(doc["_id"], {"token_hash": token_hash, "expires_at": expires})
+        self.repository.set_reset(
+            doc["_id"], {"token_hash": self.secrets.digest(token), "expires_at": expires}
+        )
         link = reset_link(self.policy.frontend_url, token)
         self._send(
             reset_mail(
@@ -432,3 +454,18 @@ class UserService:
             username=username, email=email, password=password, role="admin"
         )
         return doc, True
+
+
+class OutboxDelivery:
+    """The mail relay's handler: mail goes to SMTP; an account job runs here and
+    stores the mail it produces as a new outbox item."""
+
+    def __init__(self, send_mail: Callable[[OutgoingMail], None], service: UserService) -> None:
+        self.send_mail = send_mail
+        self.service = service
+
+    def __call__(self, item: OutboxItem) -> None:
+        if isinstance(item, AccountJob):
+            self.service.run_job(item)
+        else:
+            self.send_mail(item)

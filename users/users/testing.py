@@ -142,8 +142,19 @@ def register(client: FlaskClient, **overrides: Any) -> dict[str, Any]:
     return response.get_json()
 
 
+def settle_jobs(app: Flask, timeout: float = 10.0) -> None:
+    """Wait until the mail relay has run every stored account job (forgot, resend)."""
+    outbox_store = app.extensions["container"].outbox()
+    deadline = time.monotonic() + timeout
+    while outbox_store.pending_jobs():
+        assert time.monotonic() < deadline, "the relay did not run the account jobs"
+        time.sleep(0.01)
+
+
 def outbox(app: Flask, to: str) -> list[dict[str, Any]]:
-    """Mails stored for ``to``, oldest first (read straight from the outbox)."""
+    """Mails stored for ``to``, oldest first (read straight from the outbox), once the
+    relay has run the account jobs that produce mail."""
+    settle_jobs(app)
     database = app.extensions["container"].database()
     docs = database["outbox"].find({"mail.to": to}).sort("_id", 1)
     return [doc["mail"] for doc in docs]

@@ -1,4 +1,5 @@
-"""The outbox collection: requests store mail here, the relay sends it.
+"""The outbox collection: requests store mail and account jobs here, the relay
+sends the mail and runs the jobs.
 
 Items are claimed with ``find_one_and_update`` and a lease, so two processes never
 send one mail twice, and a crashed process's items come back after the lease.
@@ -15,8 +16,10 @@ from pymongo import ASCENDING, ReturnDocument
 from common.mail import OutgoingMail
 from common.outbox import Claimed
 from users.adapters.mongo import atomic
+from users.domain import AccountJob
 
 PENDING, SENT, FAILED = "pending", "sent", "failed"
+OutboxItem = OutgoingMail | AccountJob
 
 
 def _ms(seconds: float) -> int:
@@ -41,15 +44,18 @@ class MongoOutbox:
         )
 
     def add(self, mail: OutgoingMail) -> str:
+        return self._insert(
+            {"mail": {"to": mail.to, "subject": mail.subject, "text": mail.text, "html": mail.html}}
+        )
+
+    def add_job(self, job: AccountJob) -> str:
+        return self._insert({"job": {"kind": job.kind, "identifier": job.identifier}})
+
+    def _insert(self, item: dict[str, Any]) -> str:
         now = _ms(self.clock())
         result = self.collection.insert_one(
             {
-                "mail": {
-                    "to": mail.to,
-                    "subject": mail.subject,
-                    "text": mail.text,
-                    "html": mail.html,
-                },
+                **item,
                 "status": PENDING,
                 "attempts": 0,
                 "due_at": now,
@@ -59,8 +65,8 @@ class MongoOutbox:
         )
         return str(result.inserted_id)
 
-    def claim_due(self, limit: int) -> Sequence[Claimed[OutgoingMail]]:
-        claimed: list[Claimed[OutgoingMail]] = []
+    def claim_due(self, limit: int) -> Sequence[Claimed[OutboxItem]]:
+        claimed: list[Claimed[OutboxItem]] = []
         for _ in range(limit):
             now = _ms(self.clock())
             with atomic(self.collection.database):
@@ -75,15 +81,8 @@ class MongoOutbox:
                 )
             if doc is None:
                 break
-            mail = doc["mail"]
             claimed.append(
-                Claimed(
-                    id=str(doc["_id"]),
-                    attempts=int(doc["attempts"]),
-                    payload=OutgoingMail(
-                        to=mail["to"], subject=mail["subject"], text=mail["text"], html=mail["html"]
-                    ),
-                )
+                Claimed(id=str(doc["_id"]), attempts=int(doc["attempts"]), payload=_payload(doc))
             )
         return claimed
 
@@ -104,3 +103,15 @@ class MongoOutbox:
 
     def pending_count(self) -> int:
         return int(self.collection.count_documents({"status": PENDING}))
+
+    def pending_jobs(self) -> int:
+        return int(self.collection.count_documents({"status": PENDING, "job": {"$exists": True}}))
+
+
+def _payload(doc: dict[str, Any]) -> OutboxItem:
+    if "job" in doc:
+        return AccountJob(kind=doc["job"]["kind"], identifier=doc["job"]["identifier"])
+    mail = doc["mail"]
+    return OutgoingMail(
+        to=mail["to"], subject=mail["subject"], text=mail["text"], html=mail["html"]
+    )
