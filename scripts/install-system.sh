@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the servers the test suite and the local run start by themselves:
-# MariaDB, Redis and nginx (plus wrk for the benchmark). Does nothing when all
+# MariaDB, Redis and nginx, Chromium (the docs page is rendered headless in a test),
+# plus wrk for the benchmark. Does nothing when all
 # are present. Needs root (or sudo) and a reachable Debian package mirror.
 set -euo pipefail
 
@@ -10,6 +11,7 @@ have mariadbd || have mysqld || need+=(mariadb-server)
 have redis-server || need+=(redis-server)
 have nginx || need+=(nginx)
 have wrk || need+=(wrk)
+have chromium || need+=(chromium)
 [ ${#need[@]} -eq 0 ] && exit 0
 
 echo "installing system packages: ${need[*]}"

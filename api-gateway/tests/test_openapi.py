@@ -3,7 +3,11 @@ docs page works offline; schemathesis finds no 5xx and no off-spec answer."""
 
 from __future__ import annotations
 
+import re
+import shutil
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import schemathesis
@@ -80,6 +84,47 @@ def test_swagger_ui_is_served_offline(docs_app: Flask):
     for asset in ("js/swagger-ui-bundle.js", "css/swagger-ui.css"):
         assert client.get(f"/api/docs/assets/{asset}").status_code == 200
     assert client.get("/api/openapi.json").get_json()["openapi"] == "3.1.0"
+
+
+# Chromium as root in a sandbox-less VM with a closed network: no sandbox, and none of
+# the background connections it would otherwise try (and be refused) at start-up.
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+)
+_RENDERED_OPERATION = re.compile(r'class="opblock opblock-(\w+)[^"]*".*?data-path="([^"]+)"', re.S)
+
+
+def test_swagger_ui_renders_every_operation_in_a_headless_browser(docs_app: Flask, tmp_path: Path):
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert chromium, "scripts/install-system.sh installs Debian's chromium"
+    server = LiveServer(docs_app).start()
+    try:
+        rendered = subprocess.run(
+            [
+                chromium,
+                *CHROMIUM_FLAGS,
+                f"--user-data-dir={tmp_path}",
+                "--virtual-time-budget=15000",
+                "--dump-dom",
+                f"{server.url}/api/docs",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        ).stdout
+    finally:
+        server.stop()
+    spec = build_spec(docs_app)
+    documented = {(m, p) for p, methods in spec["paths"].items() for m in methods}
+    assert set(_RENDERED_OPERATION.findall(rendered)) == documented
 
 
 @pytest.fixture(scope="module")
