@@ -30,3 +30,13 @@ class GatewaySettings(BaseServiceSettings):
                 "(the in-process store is for a single-process development run only)"
             )
         return self
+
+    @model_validator(mode="after")
+    def _secure_cookie_outside_development(self) -> GatewaySettings:
+        # Without Secure a refresh token can leave the machine over plain HTTP.
+        if not self.cookie_secure and self.environment == "production":
+            raise ValueError(
+                "COOKIE_SECURE=false is for local plain-HTTP runs (ENVIRONMENT=development "
+                "or test); browsers keep Secure cookies on http://localhost anyway"
+            )
+        return self

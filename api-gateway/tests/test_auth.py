@@ -177,6 +177,63 @@ def test_back_off_holds_for_every_spelling_the_users_service_accepts(
     assert login(gw, variant).status_code == 200
 
 
+def parallel_logins(gw: Platform, identifier: str, password: str, n: int) -> list[int]:
+    """n logins released together by a barrier; their statuses."""
+    barrier = threading.Barrier(n)
+    statuses: list[int] = []
+
+    def attempt() -> None:
+        barrier.wait(timeout=10)
+        statuses.append(login(gw, identifier, password).status_code)
+
+    threads = [threading.Thread(target=attempt) for _ in range(n)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    return statuses
+
+
+def test_parallel_guesses_get_no_more_tries_than_sequential_ones(
+    gw: Platform, users_app: Flask, redis_server: Redis
+):
+    from gateway.adapters.state import account_key
+
+    store = redis.Redis.from_url(gateway_redis_url(redis_server), decode_responses=True)
+    failures = f"gw:fail:{account_key('alice')}"
+    user(users_app)
+    # A burst at a fresh account: five password checks, as if sent one after another.
+    assert parallel_logins(gw, "alice", "wrong password!", 20) == [401] * 20
+    assert store.get(failures) == "5"
+    # The moment a back-off ends, a burst gets exactly one more check.
+    store.delete(f"gw:lock:{account_key('alice')}")
+    assert parallel_logins(gw, "alice", "wrong password!", 20) == [401] * 20
+    assert store.get(failures) == "6"
+    assert store.ttl(f"gw:lock:{account_key('alice')}") in (1, 2)
+
+
+def test_an_attempt_without_a_verdict_does_not_count(
+    gw: Platform, users_app: Flask, redis_server: Redis, monkeypatch: pytest.MonkeyPatch
+):
+    from common.errors import UpstreamUnavailable
+    from gateway.adapters.state import account_key
+    from gateway.adapters.upstream import Upstream
+
+    store = redis.Redis.from_url(gateway_redis_url(redis_server), decode_responses=True)
+    user(users_app)
+    assert login(gw, "alice", "wrong password!").status_code == 401
+
+    def users_down(*args: Any, **kwargs: Any) -> None:
+        raise UpstreamUnavailable()
+
+    monkeypatch.setattr(Upstream, "call", users_down)
+    for _ in range(6):
+        assert login(gw, "alice").status_code == 503
+    assert store.get(f"gw:fail:{account_key('alice')}") == "1"
+    monkeypatch.undo()
+    assert login(gw, "alice").status_code == 200
+
+
 def test_back_off_grows_and_is_capped(gw: Platform, redis_server: Redis):
     from gateway.adapters.state import GatewayState, account_key
 
@@ -546,3 +603,17 @@ def test_in_process_store_is_for_development_only(
     assert refreshed.status_code == 200
     me = client.get("/api/users/me", headers=bearer(refreshed.json["access_token"]))
     assert me.status_code == 200
+
+
+def test_an_insecure_refresh_cookie_is_refused_in_production():
+    production = {
+        "environment": "production",
+        "jwt_secret_key": "k" * 40,
+        "internal_api_key": "i" * 40,
+        "redis_url": "redis://127.0.0.1:1/0",
+    }
+    assert GatewaySettings(**production).cookie_secure  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="COOKIE_SECURE"):
+        GatewaySettings(**production, cookie_secure=False)  # type: ignore[arg-type]
+    local = GatewaySettings(**{**production, "environment": "test"}, cookie_secure=False)  # type: ignore[arg-type]
+    assert not local.cookie_secure

@@ -12,7 +12,7 @@ Keys (all prefixed ``gw:``)::
     bl:<jti>     "1"   blocklisted access token, until it expires
     tva:<uid>    int   tokens_valid_after (ms) as the users service last said; "deleted"
     mfa:<hash>   hash  uid acct n(attempts)                                    TTL 5 min
-    fail:<acct>  int   consecutive login failures                              TTL 1 day
+    fail:<acct>  int   consecutive password checks without a login (counted up front) TTL 1 day
     lock:<acct>  "1"   back-off in force                                       TTL 2^(n-5) s
 """
 
@@ -114,6 +114,7 @@ return {v[1], v[2], n}
 """
 
 _FAILURE = """
+if ARGV[4] == 'gate' and redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
 local n = redis.call('INCR', KEYS[1])
 redis.call('EXPIRE', KEYS[1], ARGV[1])
 local threshold = tonumber(ARGV[2])
@@ -122,6 +123,10 @@ if n >= threshold then
   redis.call('SET', KEYS[2], '1', 'EX', math.max(1, math.floor(wait)))
 end
 return n
+"""
+
+_REFUND = """
+if tonumber(redis.call('GET', KEYS[1]) or '0') > 0 then redis.call('DECR', KEYS[1]) end
 """
 
 _REVOKE_OWN = """
@@ -163,6 +168,7 @@ class GatewayState:
         self._mfa_attempt = client.register_script(_MFA_ATTEMPT)
         self._failure = client.register_script(_FAILURE)
         self._revoke_own = client.register_script(_REVOKE_OWN)
+        self._refund = client.register_script(_REFUND)
 
     # -- per-request check (one round trip) ------------------------------------------------
 
@@ -319,16 +325,29 @@ class GatewayState:
 
     # -- per-account back-off -------------------------------------------------------------
 
-    def backed_off(self, account: str) -> bool:
-        return bool(self.redis.exists(f"{PREFIX}lock:{account}"))
+    def begin_attempt(self, account: str) -> int:
+        """Admit one password check, or 0 while the account is backed off.
+
+        The attempt counts as a failure up front and, from the threshold on, sets the
+        lock for the wait a failure would earn — in one script, so of any number of
+        parallel attempts only as many pass as sequential ones would (a check-then-count
+        sequence lets every request that arrives while the lock is absent through)."""
+        return int(self._failure(keys=self._failure_keys(account), args=self._failure_args("gate")))
+
+    def refund_attempt(self, account: str) -> None:
+        """The attempt never reached a verdict (bad request, users service down)."""
+        self._refund(keys=[f"{PREFIX}fail:{account}"])
 
     def record_failure(self, account: str) -> int:
-        return int(
-            self._failure(
-                keys=[f"{PREFIX}fail:{account}", f"{PREFIX}lock:{account}"],
-                args=[FAILURE_MEMORY_SECONDS, BACKOFF_THRESHOLD, BACKOFF_CAP_SECONDS],
-            )
-        )
+        return int(self._failure(keys=self._failure_keys(account), args=self._failure_args("")))
+
+    @staticmethod
+    def _failure_keys(account: str) -> list[str]:
+        return [f"{PREFIX}fail:{account}", f"{PREFIX}lock:{account}"]
+
+    @staticmethod
+    def _failure_args(mode: str) -> list[str | int]:
+        return [FAILURE_MEMORY_SECONDS, BACKOFF_THRESHOLD, BACKOFF_CAP_SECONDS, mode]
 
     def clear_failures(self, account: str) -> None:
         self.redis.delete(f"{PREFIX}fail:{account}", f"{PREFIX}lock:{account}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
+import httpx
 from flask import Blueprint, Response, current_app, jsonify, request
 from flask_jwt_extended import (
     get_jwt,
@@ -134,6 +135,32 @@ def _summary(upstream_status: int, data: object) -> dict[str, object]:
     return data
 
 
+class _Relayed(Exception):  # noqa: N818 - control flow, not an error
+    """An upstream answer to pass to the client as it is."""
+
+    def __init__(self, upstream: httpx.Response) -> None:
+        super().__init__(upstream.status_code)
+        self.upstream = upstream
+
+
+def _check_password(body: CredentialsCheck) -> dict[str, object]:
+    """The users service's verdict: the user summary, or InvalidCredentials for a wrong
+    password, an unknown or an inactive account alike."""
+    upstream = _users().call(
+        "POST",
+        "/internal/credentials/verify",
+        json={"identifier": body.identifier, "password": body.password},
+    )
+    if upstream.status_code == 401:
+        raise InvalidCredentials()
+    if upstream.status_code == 400:
+        raise _Relayed(upstream)
+    user = _summary(upstream.status_code, upstream.json())
+    if not user.get("is_active"):
+        raise InvalidCredentials()
+    return user
+
+
 @blueprint.post("/login")
 @documented(
     "Log in with username or email and password",
@@ -148,27 +175,23 @@ def login() -> Response:
     body = parse_body(CredentialsCheck)
     state = _state()
     account = account_key(body.identifier)
-    if state.backed_off(account):
+    failures = state.begin_attempt(account)
+    if not failures:
         audit("login_backoff", account=account)
         raise InvalidCredentials()
-    upstream = _users().call(
-        "POST",
-        "/internal/credentials/verify",
-        json={"identifier": body.identifier, "password": body.password},
-    )
-    if upstream.status_code == 401:
-        failures = state.record_failure(account)
+    try:
+        user = _check_password(body)
+    except InvalidCredentials:
         audit("login_failure", account=account, failures=failures)
         if failures >= BACKOFF_THRESHOLD:
             audit("login_lockout", account=account, failures=failures)
-        raise InvalidCredentials()
-    if upstream.status_code == 400:
-        return relay(upstream)
-    user = _summary(upstream.status_code, upstream.json())
-    if not user.get("is_active"):
-        state.record_failure(account)
-        audit("login_failure", account=account, reason="inactive")
-        raise InvalidCredentials()
+        raise
+    except _Relayed as answer:
+        state.refund_attempt(account)
+        return relay(answer.upstream)
+    except Exception:
+        state.refund_attempt(account)
+        raise
     user_id, role = str(user["id"]), str(user["role"])
     state.cache_tokens_valid_after(user_id, int(str(user["tokens_valid_after"])))
     if user.get("mfa_enabled"):
@@ -202,6 +225,8 @@ def mfa_verify() -> Response:
     if upstream.status_code in (400, 401):
         failures = state.record_failure(attempt.account)
         audit("mfa_failure", user_id=attempt.user_id, attempt=attempt.attempt, failures=failures)
+        if failures >= BACKOFF_THRESHOLD:
+            audit("login_lockout", account=attempt.account, failures=failures)
         raise InvalidMfa()
     user = _summary(upstream.status_code, upstream.json())
     if not state.consume_mfa_token(body.mfa_token):
