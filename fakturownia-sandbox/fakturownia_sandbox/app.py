@@ -28,6 +28,10 @@ log = logging.getLogger("fakturownia_sandbox")
 UNAUTHORIZED_MESSAGE = "You must be logged in to gain access to the site"
 REQUIRED_FIELDS = ("buyer_name", "positions")
 REQUIRED_POSITION_FIELDS = ("name", "total_price_gross")
+# Listing as the API does it: pages of 25 by default, at most 100, and without
+# ``period=all`` only this month's invoices.
+DEFAULT_PER_PAGE = 25
+MAX_PER_PAGE = 100
 
 
 class Faults(BaseModel):
@@ -43,6 +47,9 @@ class Faults(BaseModel):
         0.0, ge=0, le=1, description="share of creates that succeed, then answer too late"
     )
     hang_seconds: float = Field(5.0, ge=0, le=600, description="the delay of a late answer")
+    ignore_oid_filter: bool = Field(
+        False, description="list invoices as if the API had no oid filter (clients must scan)"
+    )
 
 
 class SandboxSettings(BaseSettings):
@@ -117,6 +124,10 @@ def _missing_fields(invoice: Any) -> dict[str, list[str]]:
     elif positions not in (None, "", []):
         problems["positions"] = ["musi być listą"]
     return problems
+
+
+def _positive(value: str | None, default: int) -> int:
+    return int(value) if value and value.isdigit() and int(value) > 0 else default
 
 
 def _money(value: Any) -> str:
@@ -221,14 +232,19 @@ def create_app(settings: SandboxSettings | None = None) -> Flask:
     def list_invoices() -> tuple[Response, int]:
         if not authorised(request.args.get("api_token")):
             return _error(401, UNAUTHORIZED_MESSAGE)
-        oid = request.args.get("oid")
+        oid = None if faults().ignore_oid_filter else request.args.get("oid")
+        this_month = f"{datetime.now(UTC):%Y-%m}"
+        every_period = request.args.get("period") == "all"
         with store.lock:
             found = [
                 public(inv)
                 for inv in store.invoices.values()
-                if oid is None or str(inv.get("oid")) == oid
+                if (oid is None or str(inv.get("oid")) == oid)
+                and (every_period or inv["created_at"].startswith(this_month))
             ]
-        return jsonify(found), 200
+        per_page = min(_positive(request.args.get("per_page"), DEFAULT_PER_PAGE), MAX_PER_PAGE)
+        start = (_positive(request.args.get("page"), 1) - 1) * per_page
+        return jsonify(found[start : start + per_page]), 200
 
     @app.get("/invoices/<int:invoice_id>.json")
     def get_invoice(invoice_id: int) -> tuple[Response, int]:

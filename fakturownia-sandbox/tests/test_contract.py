@@ -172,3 +172,36 @@ def test_faults_from_the_environment(monkeypatch):
 
 def test_repr_never_shows_the_token(client, sandbox):
     assert sandbox.token not in repr(client)
+
+
+def test_oid_lookup_scans_every_page_when_the_api_ignores_the_oid_filter(client, sandbox):
+    sandbox.set_faults(ignore_oid_filter=True)
+    issued = [client.create_invoice(request(oid=f"enrolment-{n}")) for n in range(1, 231)]
+    assert client.find_by_oid("enrolment-230") == issued[-1]  # on the third page of 100
+    assert client.find_by_oid("enrolment-17") == issued[16]
+    assert client.find_by_oid("enrolment-999") is None
+
+
+def test_the_stand_in_lists_like_the_api_pages_and_this_month_by_default(client, sandbox):
+    for n in range(1, 31):
+        client.create_invoice(request(oid=f"enrolment-{n}"))
+    listed = httpx.get(f"{sandbox.url}/invoices.json", params={"api_token": sandbox.token})
+    assert len(listed.json()) == 25
+    stored = sandbox.app.extensions["sandbox"].invoices
+    stored[min(stored)]["created_at"] = "2020-01-01T00:00:00"  # enrolment-1, years ago
+    every = httpx.get(
+        f"{sandbox.url}/invoices.json",
+        params={"api_token": sandbox.token, "period": "all", "per_page": 100},
+    )
+    this_month = httpx.get(
+        f"{sandbox.url}/invoices.json", params={"api_token": sandbox.token, "per_page": 100}
+    )
+    assert (len(every.json()), len(this_month.json())) == (30, 29)
+    assert client.find_by_oid("enrolment-1") is not None  # an old invoice is still found
+
+
+def test_a_view_url_is_built_from_the_invoice_token_when_the_api_leaves_it_out(client, sandbox):
+    parsed = client.parse_invoice({"id": 7, "number": "FV 7/01/2030", "token": "abc"})
+    assert parsed.view_url == f"{sandbox.url}/invoice/abc"
+    with pytest.raises(FakturowniaUnavailable):
+        client.parse_invoice({"number": "no id"})

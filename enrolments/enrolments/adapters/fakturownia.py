@@ -23,6 +23,8 @@ from enrolments.domain import money
 
 log = logging.getLogger(__name__)
 
+LIST_PAGE = 100  # the API's largest page
+MAX_LOOKUP_PAGES = 500  # bounds a lookup at 50 000 invoices; None after that means "retry"
 _TOKEN_IN_TEXT = re.compile(r"(api_token=)[^&\s\"']+")
 
 
@@ -89,16 +91,6 @@ class IssuedInvoice:
     id: int
     number: str
     view_url: str
-
-
-def _parse_invoice(data: Any) -> IssuedInvoice:
-    if not isinstance(data, dict) or "id" not in data:
-        raise FakturowniaUnavailable("Fakturownia answered without an invoice id")
-    return IssuedInvoice(
-        id=int(data["id"]),
-        number=str(data.get("number") or ""),
-        view_url=str(data.get("view_url") or ""),
-    )
 
 
 def _retry_after(response: httpx.Response) -> float | None:
@@ -169,18 +161,30 @@ class FakturowniaClient:
     def create_invoice(self, invoice: InvoiceRequest) -> IssuedInvoice:
         response = self._send("POST", "/invoices.json", json=self.invoice_body(invoice))
         if response.status_code in (200, 201):
-            return _parse_invoice(self._json(response))
+            return self.parse_invoice(self._json(response))
         self._raise_for(response, invoice.oid)
         raise AssertionError("unreachable")
 
     def find_by_oid(self, oid: str) -> IssuedInvoice | None:
-        response = self._send(
-            "GET", "/invoices.json", params={"api_token": self._token, "oid": oid}
-        )
-        if response.status_code != 200:
-            self._raise_for(response, oid)
-        found = [item for item in self._json(response) or [] if str(item.get("oid")) == oid]
-        return _parse_invoice(found[0]) if found else None
+        """The invoice carrying our oid, or None. The oid filter is sent but not relied
+        on: the documented list API pages (``per_page`` ≤ 100) and defaults to this
+        month, so every period is asked for and pages are scanned until the oid shows up
+        or the list ends."""
+        params = {"api_token": self._token, "oid": oid, "period": "all", "per_page": LIST_PAGE}
+        for page in range(1, MAX_LOOKUP_PAGES + 1):
+            response = self._send("GET", "/invoices.json", params={**params, "page": page})
+            if response.status_code != 200:
+                self._raise_for(response, oid)
+            items = self._json(response)
+            if not isinstance(items, list):
+                raise FakturowniaUnavailable("Fakturownia listed invoices without a list")
+            for item in items:
+                if isinstance(item, dict) and str(item.get("oid")) == oid:
+                    return self.parse_invoice(item)
+            if len(items) < LIST_PAGE:
+                return None
+        log.warning("fakturownia_oid_lookup_gave_up", extra={"ref": oid})
+        return None
 
     def get_invoice(self, invoice_id: int) -> IssuedInvoice | None:
         response = self._send(
@@ -190,10 +194,21 @@ class FakturowniaClient:
             return None
         if response.status_code != 200:
             self._raise_for(response, str(invoice_id))
-        return _parse_invoice(self._json(response))
+        return self.parse_invoice(self._json(response))
 
     def close(self) -> None:
         self.client.close()
+
+    def parse_invoice(self, data: Any) -> IssuedInvoice:
+        if not isinstance(data, dict) or "id" not in data:
+            raise FakturowniaUnavailable("Fakturownia answered without an invoice id")
+        view_url = str(data.get("view_url") or "")
+        if not view_url and data.get("token"):
+            # The public page of an invoice is /invoice/<token> on the account's domain.
+            view_url = f"{self.client.base_url!s}".rstrip("/") + f"/invoice/{data['token']}"
+        return IssuedInvoice(
+            id=int(data["id"]), number=str(data.get("number") or ""), view_url=view_url
+        )
 
     def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
