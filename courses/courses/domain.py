@@ -6,10 +6,11 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from common.errors import Conflict, NotFound
 from common.validation import UtcDatetime
+from courses.currencies import known_currency
 
 NAME_MIN, NAME_MAX = 2, 64
 # Width of the name_key column. NFKC and case folding can lengthen a name (one "\ufdfa"
@@ -18,7 +19,11 @@ NAME_KEY_MAX = 255
 Name = Annotated[str, Field(min_length=NAME_MIN, max_length=NAME_MAX)]
 Description = Annotated[str, Field(max_length=2000)]
 Price = Annotated[Decimal, Field(ge=0, max_digits=10, decimal_places=2)]
-Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code")]
+Currency = Annotated[
+    str,
+    Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code"),
+    AfterValidator(known_currency),
+]
 Capacity = Annotated[int, Field(ge=1, le=1_000_000)]
 
 SORTABLE = ("name", "price", "start_date", "end_date", "created_at")

@@ -79,6 +79,8 @@ def test_two_concurrent_creates_of_one_name_give_one_201_and_one_409(courses_app
         ({"name": "y" * 65}, ["name"]),
         ({"max_participants": 0}, ["max_participants"]),
         ({"currency": "zł"}, ["currency"]),
+        ({"currency": "XYZ"}, ["currency"]),  # the right shape, but no such currency
+        ({"description": "d" * 2001}, ["description"]),
         ({"start_date": "2030-01-10T09:00:00"}, ["start_date"]),
         ({"role": "admin"}, ["role"]),
         ({"name": {"$ne": None}}, ["name"]),
@@ -97,6 +99,16 @@ def test_invalid_course_is_a_400_with_details(courses_client, overrides, field):
     assert body["request_id"]
     assert any(detail["loc"] == field for detail in body["details"]), body["details"]
     assert all(set(detail) == {"loc", "msg", "type"} for detail in body["details"])
+
+
+def test_any_iso_4217_currency_is_accepted_and_patch_checks_it_too(courses_client):
+    created = create(courses_client, currency="EUR")
+    assert created["currency"] == "EUR"
+    path = f"/courses/{created['id']}"
+    refused = courses_client.patch(path, json={"currency": "ABC"}, headers=ADMIN)
+    assert (refused.status_code, refused.get_json()["details"][0]["loc"]) == (400, ["currency"])
+    changed = courses_client.patch(path, json={"currency": "USD"}, headers=ADMIN)
+    assert changed.get_json()["currency"] == "USD"
 
 
 def test_patch_changes_only_sent_fields_and_rechecks_the_merged_course(courses_client):
