@@ -23,7 +23,8 @@ from common.devservers import ServerError, port_open
 from common.launcher import Platform, PlatformConfig, Ports
 
 ROOT = Path(__file__).resolve().parents[1]
-VAR = ROOT / "var"
+# COURSE_PLATFORM_VAR moves the state (databases, mail, logs, dev secrets) elsewhere.
+VAR = Path(os.environ.get("COURSE_PLATFORM_VAR") or ROOT / "var")
 
 
 def dev_secrets() -> dict[str, str]:
