@@ -19,17 +19,23 @@ from flask import Flask
 from flask_jwt_extended import create_access_token, create_refresh_token
 
 from common.devservers import Redis, free_port
+from common.logging import JsonFormatter
 from common.testing.live import LiveServer
 from gateway import create_app
+from gateway.adapters.state import digest, now_ms
 from gateway.settings import GatewaySettings
 from gateway.testing import Platform, bearer, gateway_settings, mint_access_token, start_platform
-from users.testing import PASSWORD, create_active_user, reset_token, totp_secret
+from users.testing import PASSWORD, create_active_user, reset_token, totp_secret, user_service
 
 GATEWAY_DB = 7
 
 
 def gateway_redis_url(server: Redis) -> str:
     return server.url.rsplit("/", 1)[0] + f"/{GATEWAY_DB}"
+
+
+def gateway_store(server: Redis) -> redis.Redis:
+    return redis.Redis.from_url(gateway_redis_url(server), decode_responses=True)
 
 
 @pytest.fixture(scope="module")
@@ -345,6 +351,37 @@ def test_mfa_token_opens_nothing_else_and_dies_after_five_wrong_codes(
     assert json.dumps(without_request_id(sixth)) in answers
 
 
+def test_mfa_token_lives_at_most_five_minutes(gw: Platform, users_app: Flask, redis_server: Redis):
+    user(users_app)
+    enable_mfa(gw, Session(login(gw, "alice")))
+    mfa_token = login(gw, "alice").json()["mfa_token"]
+    ttl = gateway_store(redis_server).ttl(f"gw:mfa:{digest(mfa_token)}")
+    assert 0 < ttl <= 300
+
+
+def test_mfa_disable_ends_every_session(gw: Platform, users_app: Flask):
+    user(users_app)
+    _, recovery, _ = enable_mfa(gw, Session(login(gw, "alice")))
+    mfa_token = login(gw, "alice").json()["mfa_token"]
+    session = Session(
+        call(gw, "POST", "/api/auth/mfa/verify", json={"mfa_token": mfa_token, "code": recovery[0]})
+    )
+    disabled = call(
+        gw,
+        "PATCH",
+        "/api/users/mfa/disable",
+        json={"password": PASSWORD, "code": recovery[1]},
+        headers=session.auth(),
+    )
+    assert (disabled.status_code, disabled.json()["mfa_enabled"]) == (200, False), disabled.text
+    assert "X-Sessions-Invalidated" not in disabled.headers
+    assert call(gw, "GET", "/api/users/me", headers=session.auth()).status_code == 401
+    assert session.refresh(gw).status_code == 401
+    # Without MFA the password alone logs in again.
+    fresh = Session(login(gw, "alice"))
+    assert call(gw, "GET", "/api/users/me", headers=fresh.auth()).status_code == 200
+
+
 # -- refresh sessions ------------------------------------------------------------------------
 
 
@@ -426,6 +463,19 @@ def test_logout_kills_the_access_token_and_the_refresh_cookie(gw: Platform, user
     assert call(gw, "GET", "/api/users/me", headers=other.auth()).status_code == 200
 
 
+def test_logout_blocklists_the_access_token_until_it_expires(
+    gw: Platform, users_app: Flask, redis_server: Redis
+):
+    user(users_app)
+    session = Session(login(gw, "alice"))
+    token = claims(session.access)
+    assert call(gw, "POST", "/api/auth/logout", headers=session.auth()).status_code == 204
+    ttl = gateway_store(redis_server).ttl(f"gw:bl:{token['jti']}")
+    remaining = token["exp"] - time.time()
+    # Kept exactly as long as the token could be presented, then forgotten (never -1).
+    assert remaining - 5 <= ttl <= remaining + 1
+
+
 def test_password_reset_kills_existing_tokens(gw: Platform, users_app: Flask):
     user(users_app)
     session = Session(login(gw, "alice"))
@@ -442,6 +492,62 @@ def test_password_reset_kills_existing_tokens(gw: Platform, users_app: Flask):
     assert session.refresh(gw).status_code == 401
     assert login(gw, "alice").status_code == 401
     assert login(gw, "alice", new_password).status_code == 200
+
+
+def test_password_change_ends_every_session(gw: Platform, users_app: Flask):
+    user(users_app)
+    session = Session(login(gw, "alice"))
+    other = Session(login(gw, "alice"))
+    new_password = "an entirely new passphrase 42"
+    changed = call(
+        gw,
+        "POST",
+        "/api/users/me/password",
+        json={"current_password": PASSWORD, "new_password": new_password},
+        headers=session.auth(),
+    )
+    assert changed.status_code == 200, changed.text
+    assert "X-Sessions-Invalidated" not in changed.headers
+    for old in (session, other):
+        assert call(gw, "GET", "/api/users/me", headers=old.auth()).status_code == 401
+        assert old.refresh(gw).status_code == 401
+    assert login(gw, "alice").status_code == 401
+    fresh = Session(login(gw, "alice", new_password))
+    assert call(gw, "GET", "/api/users/me", headers=fresh.auth()).status_code == 200
+
+
+def test_session_lifetime_slides_with_use_but_never_passes_the_absolute_end(
+    gw: Platform, users_app: Flask, redis_server: Redis
+):
+    user(users_app)
+    store = gateway_store(redis_server)
+    idle = 24 * 3600  # refresh_token_idle_hours (default); the absolute end is 14 days away
+    session = Session(login(gw, "alice"))
+    key = f"gw:sess:{claims(session.access)['sid']}"
+    assert idle - 5 <= store.ttl(key) <= idle
+    # Each refresh restarts the idle lifetime.
+    store.expire(key, 30)
+    session = Session(session.refresh(gw))
+    assert idle - 5 <= store.ttl(key) <= idle
+    # Near the absolute end, the session, the refresh token and its cookie end with it.
+    end_ms = now_ms() + 30_000
+    store.hset(key, "abs", end_ms)
+    rotated = session.refresh(gw)
+    session = Session(rotated)
+    assert 0 < store.ttl(key) <= 30
+    assert claims(session.refresh_cookie)["exp"] <= end_ms // 1000 + 1
+    assert 0 < int(set_cookies(rotated)["refresh_token"]["max-age"]) <= 30
+    # Past it, refresh is refused and the session (with its access tokens) is gone.
+    store.hset(key, "abs", now_ms() - 1)
+    assert session.refresh(gw).status_code == 401
+    assert not store.exists(key)
+    assert call(gw, "GET", "/api/users/me", headers=session.auth()).status_code == 401
+    # An idle session that expires is gone too.
+    idle_one = Session(login(gw, "alice"))
+    store.pexpire(f"gw:sess:{claims(idle_one.access)['sid']}", 50)
+    time.sleep(0.2)
+    assert idle_one.refresh(gw).status_code == 401
+    assert call(gw, "GET", "/api/users/me", headers=idle_one.auth()).status_code == 401
 
 
 def test_sessions_list_and_revoke(gw: Platform, users_app: Flask):
@@ -523,6 +629,31 @@ def test_access_token_as_refresh_cookie_is_401(gw: Platform, users_app: Flask):
     assert response.status_code == 401
 
 
+def test_tokens_issued_before_tokens_valid_after_are_refused(
+    gw: Platform, users_app: Flask, redis_server: Redis
+):
+    account = user(users_app)
+    store = gateway_store(redis_server)
+    session = Session(login(gw, "alice"))
+    issued = claims(session.access)
+    # A change made in the users service alone (no gateway call, so no invalidation
+    # header): only tokens_valid_after moves, just past this token's issue time.
+    user_service(users_app).repository.update_fields(
+        account["id"], {"tokens_valid_after": issued["iat_ms"] + 1}
+    )
+    cached = f"gw:tva:{account['id']}"
+    store.delete(cached)  # what the cache's 60 s TTL does
+    assert call(gw, "GET", "/api/users/me", headers=session.auth()).status_code == 401
+    # The session itself is alive: the refusal is the tokens_valid_after check's.
+    assert store.exists(f"gw:sess:{issued['sid']}")
+    assert session.refresh(gw).status_code == 401
+    # The fresh value was fetched from the users service and cached for at most 60 s.
+    assert int(store.get(cached)) == issued["iat_ms"] + 1
+    assert 0 < store.ttl(cached) <= 60
+    fresh = Session(login(gw, "alice"))
+    assert call(gw, "GET", "/api/users/me", headers=fresh.auth()).status_code == 200
+
+
 def test_cookie_attributes(
     redis_server: Redis, users_server: LiveServer, users_app: Flask, users_db
 ):
@@ -542,6 +673,66 @@ def test_cookie_attributes(
     csrf = headers["__Secure-csrf_refresh_token"].split("; ")
     assert {"Secure", "SameSite=Strict"} <= set(csrf)
     assert "HttpOnly" not in csrf
+
+
+# -- audit ---------------------------------------------------------------------------------
+
+
+def test_audit_events_are_logged_without_secrets(
+    gw: Platform, users_app: Flask, caplog: pytest.LogCaptureFixture
+):
+    user(users_app)
+    stranger = "nobody-in-particular@example.com"
+    wrong_password = "not the password at all"
+    with caplog.at_level(logging.INFO):
+        setup = Session(login(gw, "alice"))
+        secret, recovery, confirm_code = enable_mfa(gw, setup)
+        assert login(gw, stranger, wrong_password).status_code == 401
+        mfa_token = login(gw, "alice").json()["mfa_token"]
+        wrong = call(
+            gw, "POST", "/api/auth/mfa/verify", json={"mfa_token": mfa_token, "code": "000000"}
+        )
+        assert wrong.status_code == 401
+        verified = call(
+            gw, "POST", "/api/auth/mfa/verify", json={"mfa_token": mfa_token, "code": recovery[0]}
+        )
+        session = Session(verified)
+        refreshed = session.refresh(gw)
+        rotated = Session(refreshed)
+        assert call(gw, "POST", "/api/auth/logout", headers=rotated.auth()).status_code == 204
+    events = {r.getMessage() for r in caplog.records if r.name == "audit"}
+    assert {
+        "login_success",
+        "login_failure",
+        "login_mfa_required",
+        "mfa_failure",
+        "mfa_success",
+        "mfa_enabled",
+        "refresh",
+        "logout",
+    } <= events
+    secrets = {
+        PASSWORD,
+        wrong_password,
+        secret,
+        confirm_code,
+        *recovery,
+        mfa_token,
+        setup.access,
+        setup.refresh_cookie,
+        session.access,
+        session.refresh_cookie,
+        session.csrf,
+        rotated.access,
+        rotated.refresh_cookie,
+        rotated.csrf,
+    }
+    formatter = JsonFormatter("test")
+    lines = [formatter.format(record) for record in caplog.records]
+    leaks = [(value, line) for line in lines for value in secrets if value in line]
+    assert leaks == []
+    # A failed identifier is logged only as a hash.
+    assert not [r for r in caplog.records if r.name == "audit" and stranger in formatter.format(r)]
 
 
 # -- shared store ----------------------------------------------------------------------------

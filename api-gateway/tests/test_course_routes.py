@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from typing import Any
 
 import pytest
+from flask import Flask
 
 from common.devservers import free_port
+from common.testing.live import LiveServer
 from gateway.testing import Platform, gateway_settings, start_platform
 
 pytestmark = pytest.mark.usefixtures("courses_db")
@@ -124,6 +128,19 @@ def test_writes_need_a_token_and_the_admin_role(courses_platform: Platform):
     assert (user.status_code, user.json()["error"]) == (403, "forbidden")
 
 
+def test_updates_and_deletes_need_a_token_and_the_admin_role(courses_platform: Platform):
+    created = create(courses_platform)
+    path = f"/api/course/{created['id']}"
+    user = courses_platform.token("u", "user")
+    for method in ("PATCH", "DELETE"):
+        body = {"price": "1.00"} if method == "PATCH" else None
+        anonymous = courses_platform.http.request(method, path, json=body)
+        assert (anonymous.status_code, anonymous.json()["error"]) == (401, "unauthorized"), method
+        denied = courses_platform.http.request(method, path, json=body, headers=user)
+        assert (denied.status_code, denied.json()["error"]) == (403, "forbidden"), method
+    assert courses_platform.http.get(path).json() == created
+
+
 def test_client_identity_headers_are_ignored(courses_platform: Platform):
     """A user who claims to be admin in a header is still a user."""
     spoofed = {**courses_platform.token("u", "user"), "X-User-Id": "1", "X-User-Role": "admin"}
@@ -160,3 +177,36 @@ def test_courses_service_down_is_503():
         assert (response.status_code, response.json()["error"]) == (503, "upstream_unavailable")
     finally:
         platform.close()
+
+
+def test_slow_courses_service_is_503_within_the_upstream_timeout(
+    caplog: pytest.LogCaptureFixture,
+):
+    release = threading.Event()
+    slow = Flask("slow_courses")
+
+    @slow.get("/courses/<int:course_id>")
+    def hang(course_id: int) -> dict[str, Any]:
+        release.wait(2)
+        return {"id": course_id}
+
+    server = LiveServer(slow).start()
+    platform = start_platform(gateway_settings(courses_url=server.url, upstream_timeout=0.3))
+    try:
+        started = time.monotonic()
+        with caplog.at_level(logging.INFO):
+            response = platform.http.get("/api/course/1")
+        assert time.monotonic() - started < 1.5
+        assert response.status_code == 503
+        body = response.json()
+        assert set(body) == {"message", "error", "request_id"}
+        assert (body["error"], body["request_id"]) == (
+            "upstream_unavailable",
+            response.headers["X-Request-ID"],
+        )
+        assert "Traceback" not in response.text
+        assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
+    finally:
+        release.set()
+        platform.close()
+        server.stop()

@@ -79,3 +79,47 @@ def test_guards_and_validation_at_the_gateway(enrolments_platform: Platform):
         "/api/enrolment/expired", headers=enrolments_platform.token("1", "admin")
     )
     assert (expired.status_code, expired.json()["expired"]) == (200, 0)
+
+
+def test_cancel_active_retry_and_delete_through_the_gateway(
+    enrolments_platform: Platform, fake_users: FakeUsers, courses_app: Flask
+):
+    fake_users.add("42")
+    course = create_course(courses_app)
+    http = enrolments_platform.http
+    user = enrolments_platform.token("42", "user")
+    admin = enrolments_platform.token("1", "admin")
+    first = http.post("/api/enrolment", json={"course_id": course["id"]}, headers=user).json()
+    # Cancel acts as the token's user: another user's cancel finds nothing.
+    stranger = http.post(
+        f"/api/enrolment/{first['id']}/cancel", headers=enrolments_platform.token("7", "user")
+    )
+    assert (stranger.status_code, stranger.json()["error"]) == (404, "enrolment_not_found")
+    cancelled = http.post(f"/api/enrolment/{first['id']}/cancel", headers=user)
+    assert (cancelled.status_code, cancelled.json()["status"]) == (200, "cancelled")
+    second = http.post("/api/enrolment", json={"course_id": course["id"]}, headers=user).json()
+    active = http.get("/api/enrolment/active", params={"course_id": course["id"]}, headers=admin)
+    assert active.status_code == 200, active.text
+    assert [e["id"] for e in active.json()["enrolments"]] == [second["id"]]
+    other = http.get("/api/enrolment/active", params={"course_id": course["id"] + 1}, headers=admin)
+    assert other.json()["total"] == 0
+    retry = http.post(f"/api/enrolment/{second['id']}/invoice/retry", headers=admin)
+    assert (retry.status_code, retry.json()["error"]) == (409, "invoice_not_failed")
+    deleted = http.delete(f"/api/enrolment/{first['id']}", headers=admin)
+    assert (deleted.status_code, deleted.content) == (204, b"")
+    gone = http.get(f"/api/enrolment/{first['id']}", headers=admin)
+    assert (gone.status_code, gone.json()["error"]) == (404, "enrolment_not_found")
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", "/api/enrolment/1/cancel"),
+        ("DELETE", "/api/enrolment/1"),
+        ("GET", "/api/enrolment/active?course_id=1"),
+        ("POST", "/api/enrolment/1/invoice/retry"),
+    ],
+)
+def test_enrolment_routes_need_a_token(enrolments_platform: Platform, method: str, path: str):
+    response = enrolments_platform.http.request(method, path)
+    assert (response.status_code, response.json()["error"]) == (401, "unauthorized")

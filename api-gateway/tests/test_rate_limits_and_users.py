@@ -18,7 +18,7 @@ from common.devservers import Redis, free_port, port_open, wait_until
 from common.testing.helpers import TEST_INTERNAL_KEY, TEST_JWT_SECRET
 from common.testing.live import LiveServer
 from gateway.testing import Platform, bearer, gateway_settings, start_platform
-from users.testing import PASSWORD, create_active_user
+from users.testing import PASSWORD, create_active_user, user_body
 
 LIMIT_DB = 8
 
@@ -62,6 +62,100 @@ def test_spoofed_forwarded_for_does_not_escape_the_ip_limit(
         "/api/auth/login", json={"identifier": "nobody", "password": "x"}
     )
     assert login.status_code == 401
+
+
+def test_each_client_address_has_its_own_bucket(limited_platform: Platform, users_db: None):
+    # 127.0.0.2 is loopback too: nginx sees a second client. The first one claims to be
+    # the second in X-Forwarded-For; nginx overwrites that, so it only spends its own bucket.
+    body = {"identifier": "nobody@example.com"}
+    spoofing = [
+        limited_platform.http.post(
+            "/api/users/password/forgot", json=body, headers={"X-Forwarded-For": "127.0.0.2"}
+        ).status_code
+        for _ in range(6)
+    ]
+    assert spoofing == [202] * 5 + [429]
+    transport = httpx.HTTPTransport(local_address="127.0.0.2")
+    with httpx.Client(base_url=limited_platform.nginx.url, transport=transport) as other:
+        statuses = [
+            other.post("/api/users/password/forgot", json=body).status_code for _ in range(6)
+        ]
+    assert statuses == [202] * 5 + [429]
+
+
+@pytest.fixture(scope="module")
+def tight_platform(redis_server: Redis, users_server: LiveServer) -> Iterator[Platform]:
+    settings = gateway_settings(
+        users_url=users_server.url,
+        redis_url=limit_redis(redis_server),
+        auth_rate_limit="2/minute",
+    )
+    platform = start_platform(settings)
+    yield platform
+    platform.close()
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "request_kwargs"),
+    [
+        pytest.param(
+            "POST",
+            "/api/auth/login",
+            {"json": {"identifier": "nobody", "password": "not the password"}},
+            id="login",
+        ),
+        pytest.param(
+            "POST",
+            "/api/auth/mfa/verify",
+            {"json": {"mfa_token": "x" * 43, "code": "123456"}},
+            id="mfa-verify",
+        ),
+        pytest.param("POST", "/api/users", {"json": user_body()}, id="register"),
+        pytest.param(
+            "PATCH",
+            "/api/users/activation",
+            {"json": {"code": "123456", "identifier": "nobody@example.com"}},
+            id="activation",
+        ),
+        pytest.param(
+            "GET",
+            "/api/users/activation/resend",
+            {"params": {"identifier": "nobody@example.com"}},
+            id="resend",
+        ),
+        pytest.param(
+            "POST",
+            "/api/users/password/forgot",
+            {"json": {"identifier": "nobody@example.com"}},
+            id="forgot",
+        ),
+        pytest.param(
+            "POST",
+            "/api/users/password/reset",
+            {"json": {"token": "x" * 43, "new_password": "a brand new passphrase 42"}},
+            id="reset",
+        ),
+    ],
+)
+def test_every_public_auth_route_is_limited_per_ip(
+    tight_platform: Platform,
+    redis_server: Redis,
+    users_db: None,
+    method: str,
+    path: str,
+    request_kwargs: dict[str, Any],
+):
+    limit_redis(redis_server)
+    first, second, third = (
+        tight_platform.http.request(method, path, **request_kwargs) for _ in range(3)
+    )
+    assert first.status_code != 429, first.text
+    assert second.status_code != 429, second.text
+    assert third.status_code == 429
+    assert 1 <= int(third.headers["Retry-After"]) <= 60
+    body = third.json()
+    assert (body["error"], body["request_id"]) == ("rate_limited", third.headers["X-Request-ID"])
+    assert body["message"]
 
 
 def test_limit_holds_exactly_across_four_gunicorn_workers(

@@ -2,26 +2,35 @@
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 import threading
 from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import httpx
 import pytest
 from flask import Flask, jsonify, request
 from pydantic import SecretStr, ValidationError
+from sqlalchemy import text
 
+from common import devservers
 from common.app import create_base_app
-from common.devservers import free_port
+from common.db import Database
+from common.devservers import MariaDB, Redis, ServerError, free_port
 from common.errors import Conflict
 from common.http import INTERNAL_KEY_HEADER, ServiceClient
+from common.logging import JsonFormatter
 from common.outbox import Claimed, OutboxRelay, PermanentFailure, backoff_delay
 from common.request_context import REQUEST_ID_HEADER, set_request_id
 from common.settings import BaseServiceSettings
 from common.testing.helpers import TEST_INTERNAL_KEY
 from common.testing.live import LiveServer
 from common.validation import Schema, parse_body
+from gateway.settings import GatewaySettings
+from users.settings import UsersSettings
 
 
 class Item(Schema):
@@ -243,3 +252,88 @@ def test_third_party_secrets_skip_only_the_length_rule():
         WithVendorToken(environment="production", internal_api_key=key, vendor_token="")
     with pytest.raises(ValidationError, match="INTERNAL_API_KEY"):
         WithVendorToken(environment="production", internal_api_key="short", vendor_token="short1")
+
+
+@pytest.mark.parametrize("environment", ["production", "test"])
+@pytest.mark.parametrize(
+    ("settings_class", "secret", "others"),
+    [
+        (GatewaySettings, "jwt_secret_key", {"redis_url": "redis://127.0.0.1:1/0"}),
+        (UsersSettings, "totp_encryption_key", {}),
+    ],
+)
+def test_a_service_secret_one_byte_short_is_refused_outside_development(
+    environment, settings_class, secret, others
+):
+    values = {"environment": environment, "internal_api_key": "i" * 40, **others}
+    with pytest.raises(ValidationError, match=secret.upper()):
+        settings_class(**values, **{secret: "k" * 31})
+    assert settings_class(**values, **{secret: "k" * 32})
+    assert settings_class(**{**values, "environment": "development"}, **{secret: "k" * 31})
+
+
+def test_database_down_is_a_503_without_driver_or_sql_text():
+    port = free_port()  # nothing listens there: the connection is refused
+    database = Database(f"mysql+pymysql://root:hunter2@127.0.0.1:{port}/shop")
+    app = make_app()
+
+    @app.get("/rows")
+    def rows():
+        with database.transaction() as session:
+            session.execute(text("SELECT secret_column FROM accounts"))
+        return jsonify(ok=True)
+
+    try:
+        response = app.test_client().get("/rows", headers=KEY)
+    finally:
+        database.dispose()
+    assert (response.status_code, response.get_json()["error"]) == (503, "database_unavailable")
+    body = response.get_data(as_text=True)
+    for internal in ("pymysql", "OperationalError", "2003", "SELECT", "secret_column", "hunter2"):
+        assert internal not in body
+    assert str(port) not in body
+
+
+def test_json_log_lines_carry_the_request_id_extras_and_the_traceback():
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter("demo"))
+    logger = logging.getLogger("test_chassis.json")
+    logger.addHandler(handler)
+    logger.propagate = False
+    set_request_id("trace-77")
+    try:
+        logger.warning("invoice_retry", extra={"enrolment": 7})
+        try:
+            raise ValueError("kaput")
+        except ValueError:
+            logger.exception("unhandled_exception")
+    finally:
+        logger.removeHandler(handler)
+    plain, failed = (json.loads(line) for line in stream.getvalue().splitlines())
+    assert (plain["event"], plain["request_id"], plain["enrolment"]) == (
+        "invoice_retry",
+        "trace-77",
+        7,
+    )
+    assert (plain["service"], plain["level"]) == ("demo", "warning")
+    assert "traceback" not in plain
+    assert (failed["event"], failed["request_id"], failed["level"]) == (
+        "unhandled_exception",
+        "trace-77",
+        "error",
+    )
+    assert failed["traceback"].startswith("Traceback (most recent call last)")
+    assert 'raise ValueError("kaput")' in failed["traceback"]
+    assert failed["traceback"].endswith("ValueError: kaput")
+
+
+@pytest.mark.parametrize(("server", "binary"), [(MariaDB, "mariadbd"), (Redis, "redis-server")])
+def test_a_missing_server_binary_is_a_server_error_that_says_what_to_install(
+    server, binary, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(devservers, "SBIN_DIRS", ())
+    with pytest.raises(ServerError, match=binary) as missing:
+        server(tmp_path / "data").start()
+    assert "is installed; run `make install-system`" in str(missing.value)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import threading
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
+from sqlalchemy import update
 
 from common.testing.helpers import internal_headers
+from courses.adapters.tables import CourseRecord
 
 ADMIN = internal_headers("1", "admin")
 USER = internal_headers("2", "user")
@@ -130,6 +133,27 @@ def test_patch_changes_only_sent_fields_and_rechecks_the_merged_course(courses_c
     assert courses_client.get(path, headers=USER).get_json()["end_date"] == created["end_date"]
 
 
+def test_patch_of_an_unknown_course_is_a_404(courses_client):
+    response = courses_client.patch("/courses/999999", json={"price": "1.00"}, headers=ADMIN)
+    assert response.status_code == 404
+    assert response.get_json()["error"] == "course_not_found"
+
+
+def test_patch_moves_updated_at_and_keeps_created_at(courses_client):
+    created = create(courses_client)
+    with courses_client.application.extensions["container"].database().transaction() as session:
+        session.execute(
+            update(CourseRecord)
+            .where(CourseRecord.id == created["id"])
+            .values(created_at=datetime(2020, 1, 1), updated_at=datetime(2020, 1, 1))
+        )
+    path = f"/courses/{created['id']}"
+    patched = courses_client.patch(path, json={"price": "99.00"}, headers=ADMIN).get_json()
+    assert patched["created_at"] == "2020-01-01T00:00:00+00:00"
+    assert datetime.fromisoformat(patched["updated_at"]) > datetime.now(UTC) - timedelta(minutes=1)
+    assert courses_client.get(path, headers=USER).get_json() == patched
+
+
 def test_patch_to_a_taken_name_is_a_409(courses_client):
     create(courses_client, name="First")
     second = create(courses_client, name="Second")
@@ -198,6 +222,22 @@ def test_catalogue_paginates_filters_and_sorts(courses_client):
         "/courses", query_string={"starts_after": "2030-02-15T00:00:00Z"}, headers=USER
     ).get_json()
     assert {c["name"] for c in dated["courses"]} == {"Course 2", "Course 3"}
+    before = courses_client.get(
+        "/courses", query_string={"starts_before": "2030-02-15T00:00:00Z"}, headers=USER
+    ).get_json()
+    assert {c["name"] for c in before["courses"]} == {"Course 0", "Course 1", "100% off_sale"}
+    window = courses_client.get(
+        "/courses",
+        query_string={
+            "starts_after": "2030-01-15T00:00:00Z",
+            "starts_before": "2030-03-15T00:00:00Z",
+        },
+        headers=USER,
+    ).get_json()
+    assert ({c["name"] for c in window["courses"]}, window["total"]) == (
+        {"Course 1", "Course 2"},
+        2,
+    )
     # LIKE wildcards in the search term are matched literally.
     assert (
         courses_client.get("/courses", query_string={"search": "%"}, headers=USER).get_json()[

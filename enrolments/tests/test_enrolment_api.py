@@ -6,14 +6,16 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import update
+from sqlalchemy import func, insert, select, update
 
 from common.smtp_sink import SmtpSink, message_text
 from enrolments.adapters.tables import EnrolmentRecord
+from enrolments.domain import EXPIRY_REPORT_CAP
 from enrolments.testing import ADMIN, FakeUsers, create_course, enrol, iso, pay, user_headers
 
 pytestmark = pytest.mark.usefixtures("enrolments_db")
@@ -250,6 +252,39 @@ def test_admin_expiry_moves_ended_active_enrolments(
     )
     again = enrolments_client.patch("/enrolment/expired", headers=ADMIN).get_json()
     assert again["expired"] == 0
+
+
+def test_admin_expiry_lists_at_most_the_cap_of_ids_and_says_it_truncated(
+    enrolments_app, enrolments_client
+):
+    ended = 5 + EXPIRY_REPORT_CAP  # more than one expiry batch, too
+    rows = [
+        {
+            "user_id": f"x{n}",
+            "course_id": 1,
+            "status": "active",
+            "payment_status": "pending",
+            "live_key": f"x{n}:1",
+            "course_name": "Old Course",
+            "price": Decimal("1.00"),
+            "currency": "PLN",
+            "course_end_date": datetime(2020, 1, 1),
+            "buyer_name": "X",
+            "buyer_email": "x@example.com",
+            "invoice_status": "none",
+        }
+        for n in range(ended)
+    ]
+    database = enrolments_app.extensions["container"].database()
+    with database.transaction() as session:
+        session.execute(insert(EnrolmentRecord), rows)
+        ids = sorted(session.scalars(select(EnrolmentRecord.id)))
+    report = enrolments_client.patch("/enrolment/expired", headers=ADMIN).get_json()
+    assert (report["expired"], report["truncated"]) == (ended, True)
+    assert report["enrolment_ids"] == ids[:EXPIRY_REPORT_CAP]
+    with database.transaction() as session:
+        expired = session.scalar(select(func.count()).where(EnrolmentRecord.status == "expired"))
+    assert expired == ended
 
 
 @pytest.mark.parametrize(

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -15,13 +16,17 @@ from sqlalchemy import func, select, update
 
 from common.smtp_sink import SmtpSink, message_text
 from enrolments import create_app
-from enrolments.adapters.tables import EnrolmentRecord, JobRunRecord, MailRecord
+from enrolments.adapters.clock import moment
+from enrolments.adapters.tables import EnrolmentRecord, InvoiceJobRecord, JobRunRecord, MailRecord
+from enrolments.container import Container
+from enrolments.service import invoice_request
 from enrolments.testing import (
     ADMIN,
     EnrolmentsEnv,
     FakeUsers,
     create_course,
     enrol,
+    enrolments_settings,
     pay,
     spawn_worker_process,
     start_worker_process,
@@ -108,6 +113,195 @@ def assert_exactly_one_invoice_each(app: Flask, sandbox: Sandbox, ids: list[int]
         assert (record.invoice_id, record.invoice_number) == (invoice["id"], invoice["number"])
         assert invoice["positions"][0]["total_price_gross"] == f"{record.price:.2f}"
     assert payment_mails == len(ids), "one payment mail per invoice"
+
+
+@pytest.fixture
+def manual_app(
+    enrolments_env: EnrolmentsEnv, enrolments_db: None, request: pytest.FixtureRequest
+) -> Iterator[Flask]:
+    """An app on the test database whose invoice jobs the test runs one at a time
+    (no background workers), built from settings overridden by the test's param."""
+    app = create_app(enrolments_env.settings(run_workers=False, **getattr(request, "param", {})))
+    yield app
+    app.extensions["container"].database().dispose()
+
+
+def paid_enrolment(client: FlaskClient, fake_users: FakeUsers, courses_app: Flask) -> int:
+    fake_users.add("buyer", email="ada@example.com", first_name="Ada", last_name="Lovelace")
+    course = create_course(courses_app, name="Exact Money", price="199.99", currency="EUR")
+    created = enrol(client, "buyer", course["id"])
+    return int(pay(client, "buyer", created["id"])["id"])
+
+
+def process_next(app: Flask, timeout: float = 5) -> str:
+    """Claim the next due invoice job and run one attempt at it; its outcome."""
+    container = app.extensions["container"]
+    [job] = wait_for(
+        lambda: container.invoice_outbox().claim(1), timeout, "a due invoice job", interval=0.02
+    )
+    return str(container.invoice_processor().process(job))
+
+
+def invoice_job(app: Flask, enrolment_id: int) -> InvoiceJobRecord:
+    with database(app).transaction() as session:
+        return session.scalars(
+            select(InvoiceJobRecord).where(InvoiceJobRecord.enrolment_id == enrolment_id)
+        ).one()
+
+
+def admin_view(client: FlaskClient, enrolment_id: int) -> dict[str, Any]:
+    return client.get(f"/enrolment/{enrolment_id}", headers=ADMIN).get_json()
+
+
+def test_fakturownia_stores_the_full_paid_vat_invoice(
+    enrolments_app: Flask,
+    enrolments_client: FlaskClient,
+    fake_users: FakeUsers,
+    sandbox: Sandbox,
+    courses_app: Flask,
+):
+    enrolment_id = paid_enrolment(enrolments_client, fake_users, courses_app)
+    paid_day = admin_view(enrolments_client, enrolment_id)["paid_at"][:10]
+    before = datetime.now(UTC).date().isoformat()
+    assert process_next(enrolments_app) == "issued"
+    after = datetime.now(UTC).date().isoformat()
+    [stored] = sandbox.invoices()
+    expected = {
+        "kind": "vat",
+        "sell_date": paid_day,
+        "paid_date": paid_day,
+        "payment_to": paid_day,
+        "buyer_name": "Ada Lovelace",
+        "buyer_email": "ada@example.com",
+        "seller_name": "Course Platform Test",
+        "status": "paid",
+        "currency": "EUR",
+        "oid": f"enrolment-{enrolment_id}",
+    }
+    assert {key: stored.get(key) for key in expected} == expected
+    assert stored["issue_date"] in (before, after)
+    assert stored["positions"] == [
+        {"name": "Exact Money", "tax": 23, "total_price_gross": "199.99", "quantity": 1}
+    ]
+    # oid_unique: "yes" is not echoed back; test_oid_taken_but_not_listed_yet_… shows it works.
+
+
+def test_the_client_calls_the_configured_fakturownia_base_url():
+    def client(**overrides: str):
+        settings = enrolments_settings(fakturownia_api_token="token-1234", **overrides)
+        return Container(settings=settings).fakturownia()
+
+    by_domain = client(fakturownia_domain="acme")
+    by_url = client(fakturownia_domain="acme", fakturownia_url="http://127.0.0.1:9/")
+    try:
+        # The public link of an invoice (sent in the payment mail) is built on the base URL.
+        public = {"id": 1, "number": "FV 1", "token": "tok"}
+        assert by_domain.parse_invoice(public).view_url == "https://acme.fakturownia.pl/invoice/tok"
+        assert by_url.parse_invoice(public).view_url == "http://127.0.0.1:9/invoice/tok"
+    finally:
+        by_domain.close()
+        by_url.close()
+
+
+@pytest.mark.parametrize(
+    "manual_app", [{"fakturownia_api_token": "revoked-token-0123456789"}], indirect=True
+)
+def test_a_refused_api_token_is_retried_later_not_failed(
+    manual_app: Flask,
+    enrolments_app: Flask,
+    enrolments_client: FlaskClient,
+    fake_users: FakeUsers,
+    sandbox: Sandbox,
+    courses_app: Flask,
+):
+    enrolment_id = paid_enrolment(enrolments_client, fake_users, courses_app)
+    assert process_next(manual_app) == "retry"
+    job = invoice_job(manual_app, enrolment_id)
+    assert (job.status, job.attempts) == ("pending", 1)
+    assert "401" in (job.last_error or "")
+    view = admin_view(enrolments_client, enrolment_id)
+    assert (view["invoice_status"], view["invoice_error"], view["invoice"]) == (
+        "pending",
+        None,
+        None,
+    )
+    assert sandbox.invoices() == []
+    # Once the token is right (the correctly configured app), the same job goes through.
+    assert process_next(enrolments_app) == "issued"
+    assert_exactly_one_invoice_each(enrolments_app, sandbox, [enrolment_id])
+
+
+def test_retry_after_of_a_429_delays_the_next_attempt_at_least_that_long(
+    enrolments_app: Flask,
+    enrolments_client: FlaskClient,
+    fake_users: FakeUsers,
+    sandbox: Sandbox,
+    courses_app: Flask,
+):
+    enrolment_id = paid_enrolment(enrolments_client, fake_users, courses_app)
+    sandbox.set_faults(rate_limit_rate=1.0)  # every call: 429 with Retry-After: 1
+    started = moment()
+    assert process_next(enrolments_app) == "retry"
+    # The test settings' backoff alone would be at most 0.05 s.
+    assert invoice_job(enrolments_app, enrolment_id).available_at >= started + timedelta(seconds=1)
+    assert enrolments_app.extensions["container"].invoice_outbox().claim(1) == []
+    sandbox.set_faults()
+    assert process_next(enrolments_app, timeout=3) == "issued"
+    assert moment() >= started + timedelta(seconds=1)
+
+
+@pytest.mark.parametrize(
+    "manual_app",
+    [{"invoice_max_attempts": 3, "invoice_backoff_base": 0.01, "invoice_backoff_cap": 0.01}],
+    indirect=True,
+)
+def test_reaching_max_attempts_marks_the_invoice_failed(
+    manual_app: Flask,
+    enrolments_client: FlaskClient,
+    fake_users: FakeUsers,
+    sandbox: Sandbox,
+    courses_app: Flask,
+):
+    enrolment_id = paid_enrolment(enrolments_client, fake_users, courses_app)
+    sandbox.set_faults(error_rate=1.0)
+    assert [process_next(manual_app) for _ in range(3)] == ["retry", "retry", "failed"]
+    view = admin_view(enrolments_client, enrolment_id)
+    assert view["invoice_status"] == "failed"
+    assert "gave up after 3 attempts" in view["invoice_error"]
+    assert invoice_job(manual_app, enrolment_id).status == "failed"
+    sandbox.set_faults()
+    time.sleep(0.05)  # well past the 0.01 s backoff: a job still pending would be due
+    assert manual_app.extensions["container"].invoice_outbox().claim(1) == []
+    assert sandbox.invoices() == []
+
+
+def test_oid_taken_but_not_listed_yet_is_retried_then_adopted_never_duplicated(
+    enrolments_app: Flask,
+    enrolments_client: FlaskClient,
+    fake_users: FakeUsers,
+    sandbox: Sandbox,
+    courses_app: Flask,
+):
+    enrolment_id = paid_enrolment(enrolments_client, fake_users, courses_app)
+    container = enrolments_app.extensions["container"]
+    # An earlier attempt created the invoice (its answer was lost), and Fakturownia's
+    # list does not show it yet.
+    record = container.invoice_outbox().snapshot(enrolment_id)
+    earlier = container.fakturownia().create_invoice(invoice_request(record))
+    store = sandbox.app.extensions["sandbox"]
+    with store.lock:
+        unlisted = store.invoices.pop(earlier.id)
+    assert process_next(enrolments_app) == "retry"
+    assert invoice_job(enrolments_app, enrolment_id).status == "pending"
+    assert admin_view(enrolments_client, enrolment_id)["invoice_status"] == "pending"
+    stats = sandbox.stats()
+    assert (stats["oid_conflicts"], stats["created"]) == (1, 1), "no second invoice was created"
+    with store.lock:
+        store.invoices[earlier.id] = unlisted
+    assert process_next(enrolments_app) == "issued"
+    assert sandbox.stats()["created"] == 1
+    assert_exactly_one_invoice_each(enrolments_app, sandbox, [enrolment_id])
+    assert admin_view(enrolments_client, enrolment_id)["invoice"]["id"] == earlier.id
 
 
 @pytest.mark.parametrize("running_app", [{"fakturownia_timeout": 5.0}], indirect=True)
