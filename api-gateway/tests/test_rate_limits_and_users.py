@@ -29,14 +29,16 @@ def limit_redis(server: Redis) -> str:
     return url
 
 
+def platform_with_limit(redis_server: Redis, users_server: LiveServer, limit: str) -> Platform:
+    settings = gateway_settings(
+        users_url=users_server.url, redis_url=limit_redis(redis_server), auth_rate_limit=limit
+    )
+    return start_platform(settings)
+
+
 @pytest.fixture
 def limited_platform(redis_server: Redis, users_server: LiveServer) -> Iterator[Platform]:
-    settings = gateway_settings(
-        users_url=users_server.url,
-        redis_url=limit_redis(redis_server),
-        auth_rate_limit="5/minute;30/hour",
-    )
-    platform = start_platform(settings)
+    platform = platform_with_limit(redis_server, users_server, "5/minute;30/hour")
     yield platform
     platform.close()
 
@@ -85,12 +87,7 @@ def test_each_client_address_has_its_own_bucket(limited_platform: Platform, user
 
 @pytest.fixture(scope="module")
 def tight_platform(redis_server: Redis, users_server: LiveServer) -> Iterator[Platform]:
-    settings = gateway_settings(
-        users_url=users_server.url,
-        redis_url=limit_redis(redis_server),
-        auth_rate_limit="2/minute",
-    )
-    platform = start_platform(settings)
+    platform = platform_with_limit(redis_server, users_server, "2/minute")
     yield platform
     platform.close()
 

@@ -118,6 +118,20 @@ def test_refresh_rotation_and_reuse_kills_the_session(api: httpx.Client, mailbox
         assert owner.post("/api/auth/refresh", headers=csrf_header(owner)).status_code == 401
 
 
+def newest_enrolment_once_invoiced(
+    api: httpx.Client, token: dict[str, str], timeout: float = 20
+) -> dict[str, Any]:
+    """The caller's newest enrolment, polled until its invoice is issued."""
+    deadline = time.monotonic() + timeout
+    mine: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        mine = api.get("/api/enrolment/mine", headers=token).json()["enrolments"][0]
+        if mine["invoice_status"] == "issued":
+            return mine
+        time.sleep(0.2)
+    raise AssertionError(f"invoice not issued in {timeout} s: {mine}")
+
+
 def admin_token(api: httpx.Client) -> str:
     return access_token(api, ADMIN["email"], ADMIN["password"])
 
@@ -152,14 +166,7 @@ def test_course_purchase_ends_with_one_exact_invoice(
     assert paid.status_code == 200, paid.text
     assert (paid.json()["payment_status"], paid.json()["invoice_status"]) == ("paid", "pending")
 
-    deadline = time.monotonic() + 20
-    mine: dict[str, Any] = {}
-    while time.monotonic() < deadline:
-        mine = api.get("/api/enrolment/mine", headers=token).json()["enrolments"][0]
-        if mine["invoice_status"] == "issued":
-            break
-        time.sleep(0.2)
-    assert mine["invoice_status"] == "issued", mine
+    mine = newest_enrolment_once_invoiced(api, token)
     sandbox = f"http://127.0.0.1:{platform.config.ports.fakturownia}"
     invoices = [
         i

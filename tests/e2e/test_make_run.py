@@ -25,7 +25,12 @@ import pytest
 from common.devservers import port_open
 
 from .conftest import Mailbox
-from .test_journeys import access_token, bearer, register_and_activate
+from .test_journeys import (
+    access_token,
+    bearer,
+    newest_enrolment_once_invoiced,
+    register_and_activate,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -134,13 +139,7 @@ def test_make_run_serves_a_purchase_on_embedded_defaults_and_stops_on_ctrl_c(
             "/api/enrolment/paid", headers=token, json={"enrolment_id": enrolment.json()["id"]}
         )
         assert paid.status_code == 200, paid.text
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            mine = api.get("/api/enrolment/mine", headers=token).json()["enrolments"][0]
-            if mine["invoice_status"] == "issued":
-                break
-            time.sleep(0.2)
-        assert mine["invoice_status"] == "issued", mine
+        mine = newest_enrolment_once_invoiced(api, token)
         assert mine["price"] == "49.90"
     assert (local_run.var / "courses.db").exists()
     assert (local_run.var / "enrolments.db").exists()
