@@ -171,6 +171,16 @@ class InvoiceProcessor:
         self.policy = policy
 
     def process(self, job: InvoiceJob) -> str:
+        try:
+            return self._attempt(job)
+        except Exception as exc:
+            # Anything unforeseen (a value the database refuses, an answer we cannot
+            # parse) still counts as an attempt, so max_attempts ends it as "failed"
+            # for an admin instead of a job retried forever behind an expired lease.
+            log.exception("invoice_attempt_crashed", extra={"enrolment": job.enrolment_id})
+            return self._retry(job, f"unexpected {type(exc).__name__} (see the logs)", None)
+
+    def _attempt(self, job: InvoiceJob) -> str:
         record = self.outbox.snapshot(job.enrolment_id)
         if record is None or record.invoice_id is not None:
             # Deleted, or recorded by an earlier attempt that died before closing the job.

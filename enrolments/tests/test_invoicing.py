@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
@@ -17,6 +18,7 @@ from sqlalchemy import func, select, update
 from common.smtp_sink import SmtpSink, message_text
 from enrolments import create_app
 from enrolments.adapters.clock import moment
+from enrolments.adapters.fakturownia import _retry_after
 from enrolments.adapters.tables import EnrolmentRecord, InvoiceJobRecord, JobRunRecord, MailRecord
 from enrolments.container import Container
 from enrolments.service import invoice_request
@@ -523,3 +525,45 @@ def test_daily_expiry_runs_once_when_four_workers_start(
             select(EnrolmentRecord.status).where(EnrolmentRecord.id.in_(ids))
         ).all()
     assert list(statuses) == ["expired"] * 3
+
+
+@pytest.mark.parametrize(
+    "manual_app",
+    [{"invoice_max_attempts": 3, "invoice_backoff_base": 0.01, "invoice_backoff_cap": 0.01}],
+    indirect=True,
+)
+def test_an_unexpected_error_counts_as_an_attempt_and_ends_failed_for_an_admin(
+    manual_app: Flask,
+    enrolments_client: FlaskClient,
+    fake_users: FakeUsers,
+    sandbox: Sandbox,
+    courses_app: Flask,
+    monkeypatch: pytest.MonkeyPatch,
+):
+    enrolment_id = paid_enrolment(enrolments_client, fake_users, courses_app)
+    fakturownia = manual_app.extensions["container"].fakturownia()
+
+    def unparseable_answer(_request: Any) -> Any:
+        raise ValueError("invoice id 'secret-internal-detail' is not a number")
+
+    monkeypatch.setattr(fakturownia, "create_invoice", unparseable_answer)
+    assert [process_next(manual_app) for _ in range(3)] == ["retry", "retry", "failed"]
+    view = admin_view(enrolments_client, enrolment_id)
+    assert view["invoice_status"] == "failed"
+    assert "unexpected ValueError" in view["invoice_error"]
+    assert "secret-internal-detail" not in view["invoice_error"]
+    # Once the cause is fixed, the admin's retry issues exactly one invoice.
+    monkeypatch.undo()
+    retried = enrolments_client.post(f"/enrolment/{enrolment_id}/invoice/retry", headers=ADMIN)
+    assert retried.status_code == 200, retried.get_json()
+    assert process_next(manual_app) == "issued"
+    assert len(sandbox.invoices()) == 1
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [("1.5", 1.5), ("inf", None), ("nan", None), ("-3", None), ("soon", None), ("1e12", 3600.0)],
+)
+def test_retry_after_is_honoured_only_when_finite_and_bounded(header: str, expected: Any):
+    response = httpx.Response(429, headers={"Retry-After": header})
+    assert _retry_after(response) == expected

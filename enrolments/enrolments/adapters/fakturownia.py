@@ -11,6 +11,7 @@ token is wrong), 422 (the data was refused, field messages attached; an
 from __future__ import annotations
 
 import logging
+import math
 import re
 from dataclasses import dataclass
 from datetime import date
@@ -24,6 +25,7 @@ from enrolments.domain import money
 log = logging.getLogger(__name__)
 
 LIST_PAGE = 100  # the API's largest page
+MAX_RETRY_AFTER_SECONDS = 3600.0
 MAX_LOOKUP_PAGES = 500  # bounds a lookup at 50 000 invoices; None after that means "retry"
 _TOKEN_IN_TEXT = re.compile(r"(api_token=)[^&\s\"']+")
 
@@ -96,9 +98,13 @@ class IssuedInvoice:
 def _retry_after(response: httpx.Response) -> float | None:
     value = response.headers.get("Retry-After")
     try:
-        return float(value) if value is not None else None
+        seconds = float(value) if value is not None else None
     except ValueError:
         return None
+    if seconds is None or not math.isfinite(seconds) or seconds < 0:
+        return None
+    # "inf" or a year would overflow the schedule or park the invoice for good.
+    return min(seconds, MAX_RETRY_AFTER_SECONDS)
 
 
 class FakturowniaClient:
