@@ -8,6 +8,7 @@ import time
 from collections.abc import Mapping
 
 from flask import Flask, Response, request
+from werkzeug.routing import IntegerConverter, Map
 
 from common.errors import error_response, register_error_handlers
 from common.health import Check, health_blueprint
@@ -19,6 +20,15 @@ from common.settings import BaseServiceSettings
 access_log = logging.getLogger("access")
 
 MAX_BODY_BYTES = 1024 * 1024
+MAX_ROW_ID = 2**63 - 1
+
+
+class RowIdConverter(IntegerConverter):
+    """``<int:…>`` that matches only what a signed 64-bit id column can hold: a
+    larger number names no row (404), instead of overflowing the database driver."""
+
+    def __init__(self, url_map: Map, fixed_digits: int = 0, min: int | None = None) -> None:
+        super().__init__(url_map, fixed_digits=fixed_digits, min=min, max=MAX_ROW_ID)
 
 
 def create_base_app(
@@ -39,6 +49,7 @@ def create_base_app(
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.json.compact = True  # type: ignore[attr-defined]
     app.url_map.strict_slashes = False
+    app.url_map.converters["int"] = RowIdConverter
     register_error_handlers(app)
     _install_request_id(app)
     if require_internal_key and settings.internal_api_key.get_secret_value():

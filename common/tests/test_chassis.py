@@ -50,6 +50,10 @@ def make_app(checks=None) -> Flask:
             raise RuntimeError("secret internals: password=hunter2")
         return jsonify(name=item.name), 201
 
+    @app.get("/items/<int:item_id>")
+    def get_item(item_id: int):
+        return jsonify(id=item_id)
+
     @app.get("/echo-id")
     def echo_id():
         return jsonify(seen=request.headers.get(REQUEST_ID_HEADER))
@@ -90,6 +94,17 @@ def test_api_errors_and_validation_errors_use_the_envelope():
     assert {tuple(d["loc"]) for d in invalid.get_json()["details"]} == {("name",), ("extra",)}
     not_object = client.post("/items", json=[1], headers=KEY)
     assert (not_object.status_code, not_object.get_json()["error"]) == (400, "malformed_json")
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [("/items/9223372036854775807", 200), ("/items/9223372036854775808", 404), ("/items/0", 200)],
+)
+def test_path_ids_beyond_a_64_bit_column_name_no_row(path: str, status: int):
+    response = make_app().test_client().get(path, headers=KEY)
+    assert response.status_code == status
+    if status == 404:
+        assert response.get_json()["error"] == "not_found"
 
 
 def test_deeply_nested_json_is_a_400_not_a_500():

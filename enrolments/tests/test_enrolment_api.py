@@ -212,6 +212,14 @@ def test_reads_and_who_may_see_what(enrolments_client, fake_users, courses_app, 
         "/enrolment/mine", query_string={"per_page": 500}, headers=user_headers("u1")
     )
     assert bad.status_code == 400
+    beyond_any_row = enrolments_client.get(
+        "/enrolment/active", query_string={"course_id": 2**63}, headers=ADMIN
+    )
+    assert (beyond_any_row.status_code, beyond_any_row.get_json()["error"]) == (
+        400,
+        "validation_error",
+    )
+    assert enrolments_client.get(f"/enrolment/{2**64}", headers=ADMIN).status_code == 404
 
 
 def test_delete_is_admin_only(enrolments_client, fake_users, course):

@@ -37,7 +37,7 @@ class PageQuery(QuerySchema):
 class ActiveQuery(PageQuery):
     """Query of ``GET /api/enrolment/active``."""
 
-    course_id: Annotated[int, Field(ge=1)] | None = None
+    course_id: Annotated[int, Field(ge=1, le=2**63 - 1)] | None = None
 
 
 class MineQuery(PageQuery):
