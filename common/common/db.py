@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -29,6 +29,7 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _begin_immediate)
         return engine
     return create_engine(
         url,
@@ -41,11 +42,21 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
 
 
 def _sqlite_pragmas(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
+    # The driver would open transactions itself, lazily, at the first write: reads
+    # before it (a seat count, a status check) would run outside any transaction.
+    dbapi_conn.isolation_level = None
     cursor = dbapi_conn.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+
+
+def _begin_immediate(connection: Connection) -> None:
+    # SQLite ignores SELECT ... FOR UPDATE; taking the write lock at BEGIN is what
+    # serialises check-then-write transactions (capacity, mark-paid, outbox claims)
+    # between the local run's workers and threads.
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 class Database:

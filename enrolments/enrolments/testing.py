@@ -285,3 +285,36 @@ def wait_for(probe: Callable[[], Any], timeout: float, what: str, interval: floa
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def enrol_concurrently(app: Flask, calls: list[tuple[str, int]]) -> list[int]:
+    """``POST /enrolment`` for each (user, course) at once, released by one barrier;
+    the statuses, in the order they finished."""
+    return _at_once(
+        app,
+        [("POST", "/enrolment", {"course_id": course_id}, user_id) for user_id, course_id in calls],
+    )
+
+
+def _at_once(app: Flask, calls: list[tuple[str, str, dict[str, Any], str]]) -> list[int]:
+    statuses: list[int] = []
+    barrier = threading.Barrier(len(calls))
+
+    def call(method: str, path: str, body: dict[str, Any], user_id: str) -> None:
+        client = app.test_client()
+        barrier.wait()
+        response = client.open(path, method=method, json=body, headers=user_headers(user_id))
+        statuses.append(response.status_code)
+
+    threads = [threading.Thread(target=call, args=args) for args in calls]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return statuses
+
+
+def pay_concurrently(app: Flask, user_id: str, enrolment_id: int, times: int) -> list[int]:
+    """The same ``PATCH /enrolment/paid`` sent ``times`` times at once (a double click)."""
+    call = ("PATCH", "/enrolment/paid", {"enrolment_id": enrolment_id}, user_id)
+    return _at_once(app, [call] * times)

@@ -3,7 +3,6 @@ a users stand-in on a socket and the real SMTP sink."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -16,7 +15,16 @@ from sqlalchemy import func, insert, select, update
 from common.smtp_sink import SmtpSink, message_text
 from enrolments.adapters.tables import EnrolmentRecord
 from enrolments.domain import EXPIRY_REPORT_CAP
-from enrolments.testing import ADMIN, FakeUsers, create_course, enrol, iso, pay, user_headers
+from enrolments.testing import (
+    ADMIN,
+    FakeUsers,
+    create_course,
+    enrol,
+    enrol_concurrently,
+    iso,
+    pay,
+    user_headers,
+)
 
 pytestmark = pytest.mark.usefixtures("enrolments_db")
 
@@ -100,28 +108,8 @@ def test_duplicate_is_409_and_a_cancelled_enrolment_frees_the_pair(
 
 def test_concurrent_duplicates_give_one_201(enrolments_app, enrolments_client, fake_users, course):
     fake_users.add("u1")
-    statuses = race(enrolments_app, [("u1", course["id"])] * 4)
+    statuses = enrol_concurrently(enrolments_app, [("u1", course["id"])] * 4)
     assert sorted(statuses) == [201, 409, 409, 409]
-
-
-def race(app: Flask, calls: list[tuple[str, int]]) -> list[int]:
-    statuses: list[int] = []
-    barrier = threading.Barrier(len(calls))
-
-    def call(user_id: str, course_id: int) -> None:
-        client = app.test_client()
-        barrier.wait()
-        response = client.post(
-            "/enrolment", json={"course_id": course_id}, headers=user_headers(user_id)
-        )
-        statuses.append(response.status_code)
-
-    threads = [threading.Thread(target=call, args=args) for args in calls]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return statuses
 
 
 def test_full_course_and_a_concurrent_last_seat(
@@ -132,7 +120,9 @@ def test_full_course_and_a_concurrent_last_seat(
         fake_users.add(user)
     enrol(enrolments_client, "a", small["id"])
     # One seat left, five users racing for it: exactly one wins.
-    statuses = race(enrolments_app, [(u, small["id"]) for u in ("b", "c", "d", "e", "f")])
+    statuses = enrol_concurrently(
+        enrolments_app, [(u, small["id"]) for u in ("b", "c", "d", "e", "f")]
+    )
     assert sorted(statuses) == [201, 409, 409, 409, 409]
     full = enrolments_client.post(
         "/enrolment", json={"course_id": small["id"]}, headers=user_headers("f")

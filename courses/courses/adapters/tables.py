@@ -32,4 +32,5 @@ class CourseRecord(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=db_now)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=db_now, onupdate=db_now)
 
-    __table_args__ = (Index("ix_courses_price", "price"),)
+    # A deleted course's id is never reused on SQLite: enrolments still name it.
+    __table_args__ = (Index("ix_courses_price", "price"), {"sqlite_autoincrement": True})

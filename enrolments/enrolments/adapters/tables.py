@@ -21,6 +21,9 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from common.timeutil import db_now
 
 Id = BigInteger().with_variant(Integer, "sqlite")
+# SQLite would hand a deleted row's id to the next insert; an enrolment id is its
+# invoice's oid at Fakturownia, so ids must only grow (MariaDB's already do).
+GROWING_IDS = {"sqlite_autoincrement": True}
 # Outbox timing needs sub-second precision (short backoffs, leases).
 Moment = DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
 
@@ -60,6 +63,7 @@ class EnrolmentRecord(Base):
         Index("ix_enrolments_status_end", "status", "course_end_date"),
         Index("ix_enrolments_course_live", "course_id", "live_key"),
         UniqueConstraint("live_key", name="uq_enrolments_live_key"),
+        GROWING_IDS,
     )
 
 
@@ -94,6 +98,7 @@ class InvoiceJobRecord(Base):
     __table_args__ = (
         Index("ix_invoice_outbox_due", "status", "available_at"),
         UniqueConstraint("enrolment_id", name="uq_invoice_outbox_enrolment"),
+        GROWING_IDS,
     )
 
 
@@ -114,7 +119,7 @@ class MailRecord(Base):
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=db_now)
 
-    __table_args__ = (Index("ix_mail_outbox_due", "status", "available_at"),)
+    __table_args__ = (Index("ix_mail_outbox_due", "status", "available_at"), GROWING_IDS)
 
 
 class JobRunRecord(Base):

@@ -32,6 +32,8 @@ def upgrade():
         sa.UniqueConstraint("name_key", name="uq_courses_name_key"),
         mysql_charset="utf8mb4",
         mysql_collate="utf8mb4_bin",
+        # Never reuse a deleted course's id: enrolments and seats still name it.
+        sqlite_autoincrement=True,
     )
     op.create_index("ix_courses_start_date", "courses", ["start_date"])
     op.create_index("ix_courses_price", "courses", ["price"])

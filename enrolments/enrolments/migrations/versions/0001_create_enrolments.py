@@ -43,6 +43,8 @@ def upgrade():
         sa.Column("updated_at", sa.DateTime, nullable=False),
         sa.UniqueConstraint("live_key", name="uq_enrolments_live_key"),
         **TABLE_ARGS,
+        # Never reuse a deleted row's id: an enrolment id is its invoice's oid.
+        sqlite_autoincrement=True,
     )
     op.create_index("ix_enrolments_user_created", "enrolments", ["user_id", "created_at"])
     op.create_index("ix_enrolments_status_end", "enrolments", ["status", "course_end_date"])
@@ -74,6 +76,7 @@ def upgrade():
         sa.Column("updated_at", sa.DateTime, nullable=False),
         sa.UniqueConstraint("enrolment_id", name="uq_invoice_outbox_enrolment"),
         **TABLE_ARGS,
+        sqlite_autoincrement=True,
     )
     op.create_index("ix_invoice_outbox_due", "invoice_outbox", ["status", "available_at"])
 
@@ -91,6 +94,7 @@ def upgrade():
         sa.Column("last_error", sa.Text, nullable=True),
         sa.Column("created_at", sa.DateTime, nullable=False),
         **TABLE_ARGS,
+        sqlite_autoincrement=True,
     )
     op.create_index("ix_mail_outbox_due", "mail_outbox", ["status", "available_at"])
 
