@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from common.testing.helpers import internal_headers
+from users.domain import InvalidActivationCode
 from users.service import UserService
 from users.testing import (
     ANON,
@@ -16,6 +19,7 @@ from users.testing import (
     register,
     reset_token,
     settle_jobs,
+    user_service,
 )
 
 EMAIL = "john@example.com"
@@ -77,6 +81,57 @@ def test_four_wrong_codes_still_leave_the_right_one_usable(users_app, users_clie
     for _ in range(4):
         assert activate(users_client, wrong, EMAIL).status_code == 400
     assert activate(users_client, code, EMAIL).status_code == 200
+
+
+def stored_user(app, email=EMAIL):
+    return app.extensions["container"].database()["users"].find_one({"email": email})
+
+
+def wrong_code(code):
+    return f"{(int(code) + 1) % 1_000_000:06d}"
+
+
+def test_attempts_stop_counting_at_the_limit_and_the_right_code_stays_refused(
+    users_app, users_client
+):
+    register(users_client)
+    code = activation_code(users_app, EMAIL)
+    for _ in range(5):
+        assert activate(users_client, wrong_code(code), EMAIL).status_code == 400
+    sixth = activate(users_client, code, "johndoe")
+    assert sixth.status_code == 400
+    assert sixth.get_json()["error"] == "invalid_activation_code"
+    assert stored_user(users_app)["activation"]["attempts"] == 5
+    assert stored_user(users_app)["is_active"] is False
+
+
+def test_parallel_wrong_guesses_use_up_exactly_the_attempt_limit(users_app, users_client):
+    """Each guess is counted before it is judged, so 20 simultaneous guesses cannot all
+    be judged while the counter is still below the limit."""
+    register(users_client)
+    code = activation_code(users_app, EMAIL)
+    service = user_service(users_app)
+    guesses = 20
+    barrier = threading.Barrier(guesses)
+    refused: list[bool] = []
+
+    def guess() -> None:
+        barrier.wait()
+        try:
+            service.activate(wrong_code(code), EMAIL)
+        except InvalidActivationCode:
+            refused.append(True)
+
+    threads = [threading.Thread(target=guess) for _ in range(guesses)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert len(refused) == guesses
+    assert stored_user(users_app)["activation"]["attempts"] == 5
+    assert activate(users_client, code, EMAIL).status_code == 400
+    assert activate(users_client, code).status_code == 400
+    assert stored_user(users_app)["is_active"] is False
 
 
 def test_activation_code_expires(users_app, users_client, users_clock):
@@ -156,7 +211,8 @@ def test_forgot_answers_are_byte_identical(users_app, users_client):
         for identifier in (EMAIL, "john", "pending@example.com", "nobody@example.com", "ghost")
     }
     assert len(bodies) == 1
-    assert len(outbox(users_app, EMAIL)) == 2  # by email and by username
+    # By email, then by username within the same minute: throttled, yet the same answer.
+    assert len(outbox(users_app, EMAIL)) == 1
     assert outbox(users_app, "nobody@example.com") == []
     assert len(outbox(users_app, "pending@example.com")) == 1  # only its activation mail
 
@@ -210,16 +266,54 @@ def test_reset_token_expires(users_app, users_client, users_clock):
     assert login(users_client).status_code == 200
 
 
-def test_a_newer_reset_token_supersedes_the_older_one(users_app, users_client):
+def test_a_newer_reset_token_supersedes_the_older_one(users_app, users_client, users_clock):
     create_active_user(users_app, username="john", email=EMAIL, password=PASSWORD)
     users_client.post("/users/password/forgot", json={"identifier": EMAIL}, headers=ANON)
     old = reset_token(users_app, EMAIL)
+    users_clock.advance(61)
     users_client.post("/users/password/forgot", json={"identifier": "JOHN"}, headers=ANON)
     new = reset_token(users_app, EMAIL)
     assert old != new
     body = {"token": old, "new_password": "another long passphrase"}
     assert users_client.post("/users/password/reset", json=body, headers=ANON).status_code == 400
     body["token"] = new
+    assert users_client.post("/users/password/reset", json=body, headers=ANON).status_code == 200
+
+
+def forgot(client, identifier=EMAIL):
+    response = client.post("/users/password/forgot", json={"identifier": identifier}, headers=ANON)
+    assert response.status_code == 202
+    return response.data
+
+
+def test_forgot_issues_a_token_at_most_once_a_minute_per_account(
+    users_app, users_client, users_clock
+):
+    create_active_user(users_app, username="john", email=EMAIL, password=PASSWORD)
+    first_answer = forgot(users_client)
+    first = reset_token(users_app, EMAIL)
+    users_clock.advance(59)
+    assert forgot(users_client, "JOHN") == first_answer
+    settle_jobs(users_app)
+    assert len(outbox(users_app, EMAIL)) == 1  # no second mail ...
+    body = {"token": first, "new_password": "another long passphrase"}
+    # ... and the link already sent still works.
+    assert users_client.post("/users/password/reset", json=body, headers=ANON).status_code == 200
+
+
+def test_forgot_issues_a_new_token_once_the_minute_has_passed(users_app, users_client, users_clock):
+    create_active_user(users_app, username="john", email=EMAIL, password=PASSWORD)
+    forgot(users_client)
+    first = reset_token(users_app, EMAIL)
+    users_clock.advance(30)
+    forgot(users_client)
+    assert len(outbox(users_app, EMAIL)) == 1
+    users_clock.advance(31)
+    forgot(users_client)
+    assert len(outbox(users_app, EMAIL)) == 2
+    second = reset_token(users_app, EMAIL)
+    assert second != first
+    body = {"token": second, "new_password": "another long passphrase"}
     assert users_client.post("/users/password/reset", json=body, headers=ANON).status_code == 200
 
 

@@ -117,6 +117,24 @@ def test_list_paginates_and_searches(users_app, users_client, admin_headers):
         )
 
 
+# Leading/trailing whitespace (\n, \x85) is trimmed like in every query, so those sit inside.
+@pytest.mark.parametrize("search", ["a\x00b", "\x00", "ali\nce", "tab\there", "\x7f", "x\x85y"])
+def test_a_search_with_control_characters_is_a_validation_error(
+    users_client, admin_headers, search
+):
+    """Real MongoDB refuses a regex holding NUL; the service must answer 400, not 500."""
+    response = users_client.get("/users", query_string={"search": search}, headers=admin_headers)
+    assert response.status_code == 400
+    body = response.get_json()
+    assert body["error"] == "validation_error"
+    assert "search" in str(body)
+
+
+def test_a_search_with_other_unicode_still_works(users_client, admin_headers, alice):
+    response = users_client.get("/users", query_string={"search": "ALİCE"}, headers=admin_headers)
+    assert response.status_code == 200
+
+
 def test_role_change_bumps_tokens_and_protects_the_last_admin(
     users_client, admin, admin_headers, alice, users_clock
 ):

@@ -36,6 +36,7 @@ class Container(containers.DeclarativeContainer):
         activation_max_attempts=settings.provided.activation_max_attempts,
         activation_resend_seconds=settings.provided.activation_resend_seconds,
         reset_token_minutes=settings.provided.reset_token_minutes,
+        reset_resend_seconds=settings.provided.reset_resend_seconds,
         frontend_url=settings.provided.frontend_url,
         totp_issuer=settings.provided.totp_issuer,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 import time
 from collections.abc import Callable
@@ -55,6 +56,7 @@ class Policy:
     activation_max_attempts: int = 5
     activation_resend_seconds: int = 60
     reset_token_minutes: int = 30
+    reset_resend_seconds: int = 60
     frontend_url: str = "http://127.0.0.1:8080"
     totp_issuer: str = "Course Platform"
 
@@ -162,8 +164,13 @@ class UserService:
         return self.repository.get(user_id)
 
     def find(self, identifier: str) -> Doc | None:
+        return self.repository.find_by(*self._lookup(identifier))
+
+    @staticmethod
+    def _lookup(identifier: str) -> tuple[str, str]:
+        """The stored field and value that name the account behind ``identifier``."""
         kind, key = canonical_identifier(identifier)
-        return self.repository.find_by("email" if kind == "email" else "username_key", key)
+        return ("email" if kind == "email" else "username_key"), key
 
     def get_by_identifier(self, identifier: str) -> Doc:
         doc = self.find(identifier)
@@ -227,22 +234,43 @@ class UserService:
         )
 
     def activate(self, code: str, identifier: str | None = None) -> Doc:
+        """Every failure is the same neutral error, whatever went wrong."""
         code_hash = self.secrets.digest(code)
         if identifier is not None:
-            doc = self.find(identifier)
-        else:
-            doc = self.repository.find_by_activation_code(code_hash)
+            return self._activate_with_identifier(code_hash, identifier)
+        doc = self.repository.find_by_activation_code(code_hash)
         if doc is None or doc["is_active"]:
             raise InvalidActivationCode()
         activated = self.repository.activate(
-            doc["_id"],
-            code_hash,
-            now_ms=self.now_ms(),
-            max_attempts=self.policy.activation_max_attempts,
+            doc["_id"], code_hash, now_ms=self.now_ms(), max_attempts=self.max_attempts
         )
         if activated is None:
-            self.repository.count_failed_activation(
-                doc["_id"], max_attempts=self.policy.activation_max_attempts
+            self.repository.count_failed_activation(doc["_id"], max_attempts=self.max_attempts)
+            raise InvalidActivationCode()
+        return activated
+
+    @property
+    def max_attempts(self) -> int:
+        return self.policy.activation_max_attempts
+
+    def _activate_with_identifier(self, code_hash: str, identifier: str) -> Doc:
+        # Count the attempt before judging the code: parallel guesses then each take one
+        # of the limited attempts, instead of all being judged while the count is low.
+        field, key = self._lookup(identifier)
+        claimed = self.repository.claim_activation_attempt(
+            field, key, max_attempts=self.max_attempts
+        )
+        if claimed is None:
+            raise InvalidActivationCode()
+        stored_hash = claimed["activation"].get("code_hash") or ""
+        activated = None
+        if hmac.compare_digest(stored_hash, code_hash):
+            activated = self.repository.activate_claimed(
+                claimed["_id"], code_hash, now_ms=self.now_ms(), max_attempts=self.max_attempts
+            )
+        if activated is None:
+            self.repository.kill_exhausted_activation(
+                claimed["_id"], max_attempts=self.max_attempts
             )
             raise InvalidActivationCode()
         return activated
@@ -270,15 +298,21 @@ class UserService:
         self._enqueue(AccountJob("password_reset", identifier))
 
     def issue_reset(self, identifier: str) -> None:
-        """A reset token for an active account; it supersedes any older one."""
+        """A reset token for an active account, at most once a minute; it supersedes any
+        older one."""
         doc = self.find(identifier)
         if doc is None or not doc["is_active"]:
             return
         token = reset_token()
-        expires = self.now_ms() + self.policy.reset_token_minutes * 60_000
-        self.repository.set_reset(
-            doc["_id"], {"token_hash": self.secrets.digest(token), "expires_at": expires}
-        )
+        now = self.now_ms()
+        reset = {
+            "token_hash": self.secrets.digest(token),
+            "expires_at": now + self.policy.reset_token_minutes * 60_000,
+            "sent_at": now,
+        }
+        sent_before = now - self.policy.reset_resend_seconds * 1000
+        if not self.repository.set_reset(doc["_id"], reset, sent_before_ms=sent_before):
+            return
         link = reset_link(self.policy.frontend_url, token)
         self._send(
             reset_mail(

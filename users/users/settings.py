@@ -18,6 +18,8 @@ class UsersSettings(BaseServiceSettings):
     activation_max_attempts: int = 5
     activation_resend_seconds: int = 60
     reset_token_minutes: int = 30
+    # At most one reset mail per account in this window (like activation_resend_seconds).
+    reset_resend_seconds: int = 60
     # Local runs only (environment == "development"): seed this admin at start-up.
     admin_email: str | None = None
     admin_username: str | None = None

@@ -144,9 +144,36 @@ class UserRepository:
             )
         return result.modified_count == 1
 
+    def claim_activation_attempt(self, field: str, key: str, *, max_attempts: int) -> Doc | None:
+        """Count one attempt for the pending account named by ``field``/``key`` before its
+        code is judged; None once ``max_attempts`` are used. One atomic command, so
+        parallel guesses cannot all be judged before any of them is counted."""
+        assert field in ("email", "username_key")
+        with atomic(self.database):
+            return self.users.find_one_and_update(
+                {field: key, "is_active": False, "activation.attempts": {"$lt": max_attempts}},
+                {"$inc": {"activation.attempts": 1}},
+                return_document=ReturnDocument.AFTER,
+            )
+
     def activate(
         self, user_id: ObjectId, code_hash: str, *, now_ms: int, max_attempts: int
     ) -> Doc | None:
+        """Activate with a code whose attempt is not counted yet (the caller sent no
+        identifier): every counted attempt must still be below the limit."""
+        return self._activate(user_id, code_hash, now_ms, {"$lt": max_attempts})
+
+    def activate_claimed(
+        self, user_id: ObjectId, code_hash: str, *, now_ms: int, max_attempts: int
+    ) -> Doc | None:
+        """Activate after :meth:`claim_activation_attempt` counted this very attempt, so
+        the last allowed attempt itself may be the one that succeeds."""
+        return self._activate(user_id, code_hash, now_ms, {"$lte": max_attempts})
+
+    def _activate(
+        self, user_id: ObjectId, code_hash: str, now_ms: int, attempts: Doc
+    ) -> Doc | None:
+        # Unsetting the activation in the same command makes the code single-use.
         with atomic(self.database):
             return self.users.find_one_and_update(
                 {
@@ -154,7 +181,7 @@ class UserRepository:
                     "is_active": False,
                     "activation.code_hash": code_hash,
                     "activation.expires_at": {"$gt": now_ms},
-                    "activation.attempts": {"$lt": max_attempts},
+                    "activation.attempts": attempts,
                 },
                 {"$set": {"is_active": True}, "$unset": {"activation": ""}},
                 return_document=ReturnDocument.AFTER,
@@ -162,20 +189,44 @@ class UserRepository:
 
     def count_failed_activation(self, user_id: ObjectId, *, max_attempts: int) -> None:
         with atomic(self.database):
-            doc = self.users.find_one_and_update(
+            self.users.update_one(
                 {"_id": user_id, "is_active": False, "activation": {"$exists": True}},
                 {"$inc": {"activation.attempts": 1}},
-                return_document=ReturnDocument.AFTER,
             )
-            if doc is not None and doc["activation"]["attempts"] >= max_attempts:
-                # The code is dead: drop its hash so it can never match again.
-                self.users.update_one({"_id": user_id}, {"$unset": {"activation.code_hash": ""}})
+        self.kill_exhausted_activation(user_id, max_attempts=max_attempts)
+
+    def kill_exhausted_activation(self, user_id: ObjectId, *, max_attempts: int) -> None:
+        """Once every attempt is used the code is dead: drop its hash so it can never
+        match again (not even without an identifier, where the hash finds the account)."""
+        with atomic(self.database):
+            self.users.update_one(
+                {
+                    "_id": user_id,
+                    "is_active": False,
+                    "activation.attempts": {"$gte": max_attempts},
+                },
+                {"$unset": {"activation.code_hash": ""}},
+            )
 
     # -- passwords --------------------------------------------------------------------------
 
-    def set_reset(self, user_id: ObjectId, reset: Doc) -> None:
-        """A new token replaces (kills) any older one."""
-        self.users.update_one({"_id": user_id, "is_active": True}, {"$set": {"reset": reset}})
+    def set_reset(self, user_id: ObjectId, reset: Doc, *, sent_before_ms: int) -> bool:
+        """Issue a new token (the old one dies) unless one was sent after ``sent_before_ms``,
+        so a burst of requests neither floods the mailbox nor kills the link just sent."""
+        with atomic(self.database):
+            result = self.users.update_one(
+                {
+                    "_id": user_id,
+                    "is_active": True,
+                    "$or": [
+                        # No token, or one stored before tokens carried ``sent_at``.
+                        {"reset.sent_at": {"$exists": False}},
+                        {"reset.sent_at": {"$lte": sent_before_ms}},
+                    ],
+                },
+                {"$set": {"reset": reset}},
+            )
+        return result.modified_count == 1
 
     def consume_reset(
         self, token_hash: str, *, now_ms: int, password_hash: str, tokens_valid_after: int

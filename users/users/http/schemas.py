@@ -7,6 +7,7 @@ never become MongoDB operators.
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Annotated
 
 from pydantic import BaseModel, Field, StrictStr, field_validator, model_validator
@@ -150,6 +151,15 @@ class UserListQuery(QuerySchema):
     page: Annotated[int, Field(ge=1, le=100_000)] = 1
     per_page: Annotated[int, Field(ge=1, le=100)] = 20
     search: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+
+    @field_validator("search")
+    @classmethod
+    def _search(cls, value: str | None) -> str | None:
+        # MongoDB refuses a regex holding NUL (a 500), and no username or email holds a
+        # control character, so such a search is a client error.
+        if value is not None and any(unicodedata.category(ch) == "Cc" for ch in value):
+            raise ValueError("must not contain control characters")
+        return value
 
 
 class RoleChange(Schema):
