@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 
+from common.errors import UpstreamUnavailable
 from common.identity import Caller
 from common.mail import OutgoingMail
 from common.outbox import backoff_delay
@@ -28,9 +29,11 @@ from enrolments.domain import (
     ACTIVE,
     EXPIRY_JOB,
     CourseEnded,
+    CourseNotFound,
     EnrolForOthers,
     ExpiryReport,
     Page,
+    UpstreamError,
     UserInactive,
     enrolment_mail,
     invoice_oid,
@@ -106,15 +109,33 @@ class EnrolmentService:
         return record
 
     def expire(self) -> ExpiryReport:
+        self._sync_course_end_dates()
         return self.repository.expire(utcnow())
 
     def expire_daily(self, today: date | None = None) -> ExpiryReport | None:
         """The scheduled run: at most once per UTC day across every process."""
         now = utcnow()
-        report = self.repository.expire_once_for_day(EXPIRY_JOB, today or now.date(), now)
+        day = today or now.date()
+        if self.repository.has_run(EXPIRY_JOB, day):
+            return None
+        self._sync_course_end_dates()
+        report = self.repository.expire_once_for_day(EXPIRY_JOB, day, now)
         if report is not None:
             log.info("daily_expiry_ran", extra={"expired": report.expired})
         return report
+
+    def _sync_course_end_dates(self) -> None:
+        """A course may be rescheduled after people enrol: expiry follows its end date
+        now, not the copy taken at enrolment."""
+        for course_id in self.repository.live_course_ids():
+            try:
+                course = self.courses.get(course_id)
+            except CourseNotFound:
+                continue  # deleted: its last known end date stands
+            except (UpstreamUnavailable, UpstreamError):
+                log.warning("expiry_on_copied_end_dates", extra={"course": course_id})
+                return
+            self.repository.set_course_end_date(course_id, course.end_date)
 
 
 @dataclass(frozen=True)

@@ -261,6 +261,16 @@ def create_course(courses_app: Flask, **overrides: Any) -> dict[str, Any]:
     return response.get_json()
 
 
+def reschedule(courses_app: Flask, course_id: int, start: datetime, end: datetime) -> None:
+    """Move a course in the courses service (as an admin would after people enrolled)."""
+    response = courses_app.test_client().patch(
+        f"/courses/{course_id}",
+        json={"start_date": iso(start), "end_date": iso(end)},
+        headers=internal_headers("1", "admin"),
+    )
+    assert response.status_code == 200, response.get_json()
+
+
 def enrol(client: FlaskClient, user_id: str, course_id: int, expect: int = 201) -> dict[str, Any]:
     response = client.post(
         "/enrolment", json={"course_id": course_id}, headers=user_headers(user_id)

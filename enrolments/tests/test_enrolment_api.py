@@ -23,6 +23,7 @@ from enrolments.testing import (
     enrol_concurrently,
     iso,
     pay,
+    reschedule,
     user_headers,
 )
 
@@ -226,19 +227,19 @@ def test_delete_is_admin_only(enrolments_client, fake_users, course):
 
 
 def test_admin_expiry_moves_ended_active_enrolments(
-    enrolments_app, enrolments_client, fake_users, course
+    enrolments_client, fake_users, course, courses_app
 ):
     for user in ("u1", "u2", "u3"):
         fake_users.add(user)
     ids = [enrol(enrolments_client, u, course["id"])["id"] for u in ("u1", "u2", "u3")]
     enrolments_client.post(f"/enrolment/{ids[2]}/cancel", headers=user_headers("u3"))
-    database = enrolments_app.extensions["container"].database()
-    with database.transaction() as session:
-        session.execute(
-            update(EnrolmentRecord)
-            .where(EnrolmentRecord.id.in_(ids[:2]))
-            .values(course_end_date=datetime(2020, 1, 1))
-        )
+    # The course is moved into the past after people enrolled: expiry follows the course.
+    reschedule(
+        courses_app,
+        course["id"],
+        datetime(2019, 12, 1, tzinfo=UTC),
+        datetime(2020, 1, 1, tzinfo=UTC),
+    )
     assert (
         enrolments_client.patch("/enrolment/expired", headers=user_headers("u1")).status_code == 403
     )
@@ -250,6 +251,26 @@ def test_admin_expiry_moves_ended_active_enrolments(
     )
     again = enrolments_client.patch("/enrolment/expired", headers=ADMIN).get_json()
     assert again["expired"] == 0
+
+
+def test_expiry_follows_a_course_extended_after_enrolment(
+    enrolments_app, enrolments_client, fake_users, course, courses_app
+):
+    fake_users.add("u1")
+    enrolment = enrol(enrolments_client, "u1", course["id"])
+    # The copy taken at enrolment says the course has ended; the course now runs longer.
+    database = enrolments_app.extensions["container"].database()
+    with database.transaction() as session:
+        session.execute(
+            update(EnrolmentRecord)
+            .where(EnrolmentRecord.id == enrolment["id"])
+            .values(course_end_date=datetime(2020, 1, 1))
+        )
+    report = enrolments_client.patch("/enrolment/expired", headers=ADMIN).get_json()
+    assert report["expired"] == 0
+    kept = enrolments_client.get(f"/enrolment/{enrolment['id']}", headers=ADMIN).get_json()
+    assert kept["status"] == "active"
+    assert kept["course_end_date"] == course["end_date"]
 
 
 def test_admin_expiry_lists_at_most_the_cap_of_ids_and_says_it_truncated(

@@ -30,6 +30,7 @@ from enrolments.testing import (
     enrol,
     enrolments_settings,
     pay,
+    reschedule,
     spawn_worker_process,
     start_worker_process,
     user_headers,
@@ -498,12 +499,12 @@ def test_daily_expiry_runs_once_when_four_workers_start(
     for user in ("e1", "e2", "e3"):
         fake_users.add(user)
         ids.append(enrol(enrolments_client, user, course["id"])["id"])
-    with database(enrolments_app).transaction() as session:
-        session.execute(
-            update(EnrolmentRecord)
-            .where(EnrolmentRecord.id.in_(ids))
-            .values(course_end_date=datetime(2020, 1, 1))
-        )
+    reschedule(
+        courses_app,
+        course["id"],
+        datetime(2019, 12, 1, tzinfo=UTC),
+        datetime(2020, 1, 1, tzinfo=UTC),
+    )
     env = enrolments_env.worker_env(EXPIRY_CHECK_INTERVAL="0.2", INVOICE_WORKERS="1")
     logs = [tmp_path / f"w{n}.log" for n in range(4)]
     processes = [spawn_worker_process(env, log) for log in logs]

@@ -181,15 +181,36 @@ def test_course_purchase_ends_with_one_exact_invoice(
 
 def test_admin_powers_and_user_limits(api: httpx.Client, mailbox: Mailbox):
     admin = bearer(admin_token(api))
-    expired = api.patch("/api/enrolment/expired", headers=admin)
-    assert expired.status_code == 200, expired.text
-    assert "expired" in expired.json()
     listing = api.get("/api/users", headers=admin, params={"per_page": 5})
     assert listing.status_code == 200
     assert listing.json()["total"] >= 1
 
     user = register_and_activate(api, mailbox)
     token = bearer(access_token(api, user["username"], user["password"]))
+    # The admin moves a course into the past after the user enrolled, then expires.
+    course = api.post(
+        "/api/course",
+        headers=admin,
+        json={
+            "name": f"Ending {uuid.uuid4().hex[:8]}",
+            "price": "10.00",
+            "start_date": "2031-01-01T09:00:00Z",
+            "end_date": "2031-02-01T09:00:00Z",
+        },
+    ).json()
+    enrolment = api.post("/api/enrolment", headers=token, json={"course_id": course["id"]}).json()
+    moved = api.patch(
+        f"/api/course/{course['id']}",
+        headers=admin,
+        json={"start_date": "2020-01-01T09:00:00Z", "end_date": "2020-02-01T09:00:00Z"},
+    )
+    assert moved.status_code == 200, moved.text
+    expired = api.patch("/api/enrolment/expired", headers=admin)
+    assert expired.status_code == 200, expired.text
+    assert enrolment["id"] in expired.json()["enrolment_ids"]
+    mine = api.get("/api/enrolment/mine", headers=token).json()["enrolments"]
+    assert [(e["id"], e["status"]) for e in mine] == [(enrolment["id"], "expired")]
+
     assert api.get("/api/users", headers=token).status_code == 403
     assert api.patch("/api/enrolment/expired", headers=token).status_code == 403
     assert api.delete("/api/enrolment/1", headers=token).status_code == 403

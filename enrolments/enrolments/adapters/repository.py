@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import date, datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -255,6 +255,31 @@ class EnrolmentRepository:
             record.live_key = None
         session.flush()
         return [record.id for record in records]
+
+    def live_course_ids(self) -> list[int]:
+        """The courses that still have active enrolments."""
+        with self.database.transaction() as session:
+            query = select(EnrolmentRecord.course_id).where(EnrolmentRecord.status == ACTIVE)
+            return list(session.scalars(query.distinct()))
+
+    def set_course_end_date(self, course_id: int, end_date: datetime) -> int:
+        """Bring the active enrolments' copy of a course's end date up to date."""
+        stored = to_db(end_date)
+        with self.database.transaction() as session:
+            result = session.execute(
+                update(EnrolmentRecord)
+                .where(
+                    EnrolmentRecord.course_id == course_id,
+                    EnrolmentRecord.status == ACTIVE,
+                    EnrolmentRecord.course_end_date != stored,
+                )
+                .values(course_end_date=stored)
+            )
+            return int(getattr(result, "rowcount", 0))
+
+    def has_run(self, job: str, day: date) -> bool:
+        with self.database.transaction() as session:
+            return session.get(JobRunRecord, (job, day)) is not None
 
     def job_runs(self, job: str) -> list[date]:
         with self.database.transaction() as session:
