@@ -22,7 +22,7 @@ from flask import Flask, Response, current_app
 from flask_jwt_extended import JWTManager, create_access_token, create_refresh_token
 
 from common.errors import UpstreamUnavailable, error_response
-from gateway.adapters.state import DELETED, GatewayState, now_ms
+from gateway.adapters.state import DELETED, GatewayState
 from gateway.adapters.upstream import Upstream
 from gateway.settings import GatewaySettings
 
@@ -66,8 +66,10 @@ def init_jwt(app: Flask, settings: GatewaySettings) -> JWTManager:
     return manager
 
 
-def issue_access_token(user_id: str, role: str, amr: list[str], session_id: str) -> str:
-    claims = {"role": role, "amr": amr, "sid": session_id, "iat_ms": now_ms()}
+def issue_access_token(
+    user_id: str, role: str, amr: list[str], session_id: str, issued_ms: int
+) -> str:
+    claims = {"role": role, "amr": amr, "sid": session_id, "iat_ms": issued_ms}
     return create_access_token(identity=user_id, additional_claims=claims)
 
 
@@ -75,10 +77,12 @@ def new_jti() -> str:
     return uuid.uuid4().hex
 
 
-def issue_refresh_token(user_id: str, session_id: str, jti: str, absolute_ms: int) -> str:
+def issue_refresh_token(
+    user_id: str, session_id: str, jti: str, absolute_ms: int, issued_ms: int
+) -> str:
     """Never outlives the family's absolute end."""
-    lifetime = max(1, (absolute_ms - now_ms()) // 1000)
-    claims = {"sid": session_id, "iat_ms": now_ms(), "jti": jti}
+    lifetime = max(1, (absolute_ms - issued_ms) // 1000)
+    claims = {"sid": session_id, "iat_ms": issued_ms, "jti": jti}
     return create_refresh_token(
         identity=user_id, additional_claims=claims, expires_delta=timedelta(seconds=lifetime)
     )

@@ -49,7 +49,8 @@ class Operation:
     responses: dict[int, type[BaseModel] | None] = field(default_factory=dict)
     errors: tuple[int, ...] = ()
     example: dict[str, Any] | None = None
-    rate_limited: bool = False
+    rate_limited: bool = False  # per client IP (AUTH_RATE_LIMIT)
+    account_limited: bool = False  # per caller's user id (ACCOUNT_RATE_LIMIT)
 
 
 def documented(summary: str, *, tag: str, **details: Any) -> Callable[[F], F]:
@@ -188,7 +189,7 @@ def _operation(
         errors |= {400, 413, 415}
     if operation.query is not None:
         errors.add(400)
-    if operation.rate_limited:
+    if operation.rate_limited or operation.account_limited:
         errors.add(429)
     for status in sorted(errors):
         spec["responses"][str(status)] = {

@@ -21,6 +21,8 @@ class GatewaySettings(BaseServiceSettings):
     # Empty means an in-process store: allowed only for a single-process local run.
     redis_url: str = ""
     auth_rate_limit: str = "5/minute;30/hour"
+    # Per user id, shared by the routes that check a logged-in caller's password.
+    account_rate_limit: str = "5/minute;30/hour"
 
     @model_validator(mode="after")
     def _shared_store_outside_development(self) -> GatewaySettings:

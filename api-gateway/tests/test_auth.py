@@ -382,6 +382,50 @@ def test_mfa_disable_ends_every_session(gw: Platform, users_app: Flask):
     assert call(gw, "GET", "/api/users/me", headers=fresh.auth()).status_code == 200
 
 
+NEW_PASSWORD = "an entirely new passphrase 42"
+
+
+def reset_password(gw: Platform, users_app: Flask, _session: Session) -> None:
+    assert call(gw, "POST", "/api/users/password/forgot", json={"identifier": "alice"}).is_success
+    token = reset_token(users_app, "alice@example.com")
+    body = {"token": token, "new_password": NEW_PASSWORD}
+    assert call(gw, "POST", "/api/users/password/reset", json=body).status_code == 200
+
+
+def change_password(gw: Platform, _users_app: Flask, session: Session) -> None:
+    body = {"current_password": PASSWORD, "new_password": NEW_PASSWORD}
+    changed = call(gw, "POST", "/api/users/me/password", json=body, headers=session.auth())
+    assert changed.status_code == 200, changed.text
+
+
+@pytest.mark.parametrize("new_password", [reset_password, change_password])
+def test_a_pending_mfa_login_dies_with_a_password_reset_or_change(
+    gw: Platform, users_app: Flask, redis_server: Redis, new_password: Any
+):
+    user(users_app)
+    secret, recovery, _ = enable_mfa(gw, Session(login(gw, "alice")))
+    first_step = {"mfa_token": login(gw, "alice").json()["mfa_token"], "code": recovery[0]}
+    victim = Session(call(gw, "POST", "/api/auth/mfa/verify", json=first_step))
+    # The attacker knows the old password and has got as far as the second step...
+    mfa_token = login(gw, "alice").json()["mfa_token"]
+    # ...then the victim sets a new password, which ends every session.
+    new_password(gw, users_app, victim)
+    # A code the users service accepts (the next step: the confirming one was used).
+    code = pyotp.TOTP(secret).at(time.time() + 30)
+    late = call(gw, "POST", "/api/auth/mfa/verify", json={"mfa_token": mfa_token, "code": code})
+    assert late.status_code == 401, late.text
+    assert without_request_id(late) == without_request_id(
+        call(gw, "POST", "/api/auth/mfa/verify", json={"mfa_token": "x" * 43, "code": "000000"})
+    )
+    assert not gateway_store(redis_server).exists(f"gw:mfa:{digest(mfa_token)}")
+    # The owner, with the new password, still gets in.
+    fresh = login(gw, "alice", NEW_PASSWORD).json()["mfa_token"]
+    verified = call(
+        gw, "POST", "/api/auth/mfa/verify", json={"mfa_token": fresh, "code": recovery[1]}
+    )
+    assert verified.status_code == 200, verified.text
+
+
 # -- refresh sessions ------------------------------------------------------------------------
 
 

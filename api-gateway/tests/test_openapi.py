@@ -142,6 +142,7 @@ def fuzz_app(
             users_url=users_server.url,
             enrolments_url=enrolments.url,
             auth_rate_limit="100000/minute",
+            account_rate_limit="100000/minute",
         )
     )
     yield app

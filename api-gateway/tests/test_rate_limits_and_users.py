@@ -324,3 +324,56 @@ def test_internal_paths_and_identity_headers_are_not_routed(gw: Platform, users_
     spoofed = {**alice["auth"], "X-User-Role": "admin", "X-User-Id": "someone"}
     assert http.get("/api/users", headers=spoofed).status_code == 403
     assert http.get("/api/users/me", headers=spoofed).json()["username"] == "alice"
+
+
+# -- per-account limits on the password-checking routes of a logged-in user ------------------
+
+
+@pytest.fixture
+def account_limited(redis_server: Redis, users_server: LiveServer) -> Iterator[Platform]:
+    settings = gateway_settings(
+        users_url=users_server.url,
+        redis_url=limit_redis(redis_server),
+        cookie_secure=False,
+        auth_rate_limit="1000/minute",
+        account_rate_limit="3/minute",
+    )
+    platform = start_platform(settings)
+    yield platform
+    platform.close()
+
+
+def change_password(gw: Platform, caller: dict[str, Any], current: str) -> httpx.Response:
+    body = {"current_password": current, "new_password": "a brand new passphrase 42"}
+    return gw.http.post("/api/users/me/password", json=body, headers=caller["auth"])
+
+
+def test_a_stolen_token_gets_few_password_guesses_and_other_users_keep_theirs(
+    account_limited: Platform, users_app: Flask, users_db: None
+):
+    alice = login(account_limited, users_app, "alice")
+    bob = login(account_limited, users_app, "bob")  # same client address as alice
+    guesses = [change_password(account_limited, alice, f"guess number {n}") for n in range(3)]
+    assert [g.status_code for g in guesses] == [400] * 3
+    # The limit is the account's, whatever the route that checks its password.
+    for attempt in (
+        change_password(account_limited, alice, PASSWORD),
+        account_limited.http.patch(
+            "/api/users/mfa/enable", json={"password": PASSWORD}, headers=alice["auth"]
+        ),
+        account_limited.http.patch(
+            "/api/users/mfa/disable",
+            json={"password": PASSWORD, "code": "123456"},
+            headers=alice["auth"],
+        ),
+    ):
+        assert attempt.status_code == 429, attempt.text
+        assert 1 <= int(attempt.headers["Retry-After"]) <= 60
+        envelope = attempt.json()
+        assert envelope["error"] == "rate_limited"
+        assert envelope["request_id"] == attempt.headers["X-Request-ID"]
+    # Without a valid token there is no account to charge: 401, and bob's bucket is untouched.
+    forged = {"Authorization": "Bearer " + alice["auth"]["Authorization"][7:-2] + "xx"}
+    assert account_limited.http.post("/api/users/me/password", headers=forged).status_code == 401
+    assert change_password(account_limited, bob, "not bob's password").status_code == 400
+    assert change_password(account_limited, bob, PASSWORD).status_code == 200

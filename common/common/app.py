@@ -8,7 +8,8 @@ import time
 from collections.abc import Mapping
 
 from flask import Flask, Response, request
-from werkzeug.routing import IntegerConverter, Map
+from werkzeug.exceptions import NotFound
+from werkzeug.routing import IntegerConverter
 
 from common.errors import error_response, register_error_handlers
 from common.health import Check, health_blueprint
@@ -24,11 +25,16 @@ MAX_ROW_ID = 2**63 - 1
 
 
 class RowIdConverter(IntegerConverter):
-    """``<int:…>`` that matches only what a signed 64-bit id column can hold: a
-    larger number names no row (404), instead of overflowing the database driver."""
+    """``<int:…>`` for row ids: a number beyond a signed 64-bit column names no row,
+    so it is a 404 for every method, instead of a driver overflow (a 500 on SQLite)."""
 
-    def __init__(self, url_map: Map, fixed_digits: int = 0, min: int | None = None) -> None:
-        super().__init__(url_map, fixed_digits=fixed_digits, min=min, max=MAX_ROW_ID)
+    def to_python(self, value: str) -> int:
+        number = int(super().to_python(value))
+        if number > MAX_ROW_ID:
+            # Raised, not a ValidationError: that would make werkzeug try the other
+            # rules and answer 405 for methods only they allow.
+            raise NotFound()
+        return number
 
 
 def create_base_app(

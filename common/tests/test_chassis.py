@@ -50,7 +50,7 @@ def make_app(checks=None) -> Flask:
             raise RuntimeError("secret internals: password=hunter2")
         return jsonify(name=item.name), 201
 
-    @app.get("/items/<int:item_id>")
+    @app.route("/items/<int:item_id>", methods=["GET", "DELETE"])
     def get_item(item_id: int):
         return jsonify(id=item_id)
 
@@ -105,6 +105,8 @@ def test_path_ids_beyond_a_64_bit_column_name_no_row(path: str, status: int):
     assert response.status_code == status
     if status == 404:
         assert response.get_json()["error"] == "not_found"
+        # Not a 405: no route would take another method at that path either.
+        assert make_app().test_client().delete(path, headers=KEY).status_code == 404
 
 
 def test_deeply_nested_json_is_a_400_not_a_500():

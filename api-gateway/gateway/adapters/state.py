@@ -11,7 +11,7 @@ Keys (all prefixed ``gw:``)::
     us:<uid>     set   the user's session ids
     bl:<jti>     "1"   blocklisted access token, until it expires
     tva:<uid>    int   tokens_valid_after (ms) as the users service last said; "deleted"
-    mfa:<hash>   hash  uid acct n(attempts)                                    TTL 5 min
+    mfa:<hash>   hash  uid acct n(attempts) started(ms, before the password check) TTL 5 min
     fail:<acct>  int   consecutive password checks without a login (counted up front) TTL 1 day
     lock:<acct>  "1"   back-off in force                                       TTL 2^(n-5) s
 """
@@ -75,8 +75,12 @@ def digest(value: str) -> str:
 
 def account_key(identifier: str) -> str:
     """Failure counters are keyed on the identifier in the users service's own canonical
-    form, hashed: every spelling it logs in as one account (case, full-width NFKC
-    variants) shares one counter, and unknown accounts back off exactly like real ones."""
+    form, hashed: every spelling of one identifier (case, full-width NFKC variants)
+    shares one counter, and unknown accounts back off exactly like real ones.
+
+    An account's username and its email are two identifiers with two counters: the
+    gateway cannot tell they are one account, because a failed check answers 401
+    without a user id. So an account gets up to twice the guesses before back-off."""
     kind, key = canonical_identifier(identifier)
     return digest(f"{kind}:{key}")[:32]
 
@@ -109,8 +113,8 @@ if n > tonumber(ARGV[1]) then
   redis.call('DEL', KEYS[1])
   return false
 end
-local v = redis.call('HMGET', KEYS[1], 'uid', 'acct')
-return {v[1], v[2], n}
+local v = redis.call('HMGET', KEYS[1], 'uid', 'acct', 'started')
+return {v[1], v[2], n, v[3]}
 """
 
 _FAILURE = """
@@ -159,6 +163,7 @@ class MfaAttempt:
     user_id: str
     account: str
     attempt: int
+    started_ms: int  # when the login's password check began
 
 
 class GatewayState:
@@ -303,11 +308,13 @@ class GatewayState:
 
     # -- MFA-pending tokens ---------------------------------------------------------------
 
-    def create_mfa_token(self, user_id: str, account: str) -> str:
+    def create_mfa_token(self, user_id: str, account: str, started_ms: int) -> str:
+        """``started_ms`` is when the password check began: a password reset or change
+        after it (a newer ``tokens_valid_after``) makes the token worthless."""
         token = secrets.token_urlsafe(32)
         key = f"{PREFIX}mfa:{digest(token)}"
         pipe = self.redis.pipeline(transaction=True)
-        pipe.hset(key, mapping={"uid": user_id, "acct": account, "n": 0})
+        pipe.hset(key, mapping={"uid": user_id, "acct": account, "n": 0, "started": started_ms})
         pipe.expire(key, MFA_TOKEN_SECONDS)
         pipe.execute()
         return token
@@ -317,7 +324,9 @@ class GatewayState:
         result = self._mfa_attempt(keys=[f"{PREFIX}mfa:{digest(token)}"], args=[MFA_MAX_ATTEMPTS])
         if not result:
             return None
-        return MfaAttempt(str(result[0]), str(result[1]), int(result[2]))
+        # A token written before "started" existed counts as begun at 0: refused by any
+        # tokens_valid_after, so it fails closed.
+        return MfaAttempt(str(result[0]), str(result[1]), int(result[2]), int(result[3] or 0))
 
     def consume_mfa_token(self, token: str) -> bool:
         """Single use: of concurrent winners, exactly one gets True."""

@@ -26,6 +26,7 @@ from gateway.adapters.state import (
     BACKOFF_THRESHOLD,
     GatewayState,
     account_key,
+    now_ms,
 )
 from gateway.adapters.upstream import Upstream, relay
 from gateway.audit import audit
@@ -120,8 +121,11 @@ def _start_session(user_id: str, role: str, amr: list[str]) -> Response:
 def _token_response(
     user_id: str, role: str, amr: list[str], session_id: str, refresh_jti: str, absolute_ms: int
 ) -> Response:
-    access = issue_access_token(user_id, role, amr, session_id)
-    refresh = issue_refresh_token(user_id, session_id, refresh_jti, absolute_ms)
+    # One issue time for the pair: a tokens_valid_after between two clock readings
+    # would otherwise revoke one of them and not the other.
+    issued_ms = now_ms()
+    access = issue_access_token(user_id, role, amr, session_id, issued_ms)
+    refresh = issue_refresh_token(user_id, session_id, refresh_jti, absolute_ms, issued_ms)
     body = TokenOut(access_token=access, expires_in=_settings().access_token_minutes * 60)
     response = jsonify(body.model_dump())
     max_age = max(1, round((absolute_ms - datetime.now(UTC).timestamp() * 1000) / 1000))
@@ -179,6 +183,7 @@ def login() -> Response:
     if not failures:
         audit("login_backoff", account=account)
         raise InvalidCredentials()
+    started_ms = now_ms()
     try:
         user = _check_password(body)
     except InvalidCredentials:
@@ -195,7 +200,7 @@ def login() -> Response:
     user_id, role = str(user["id"]), str(user["role"])
     state.cache_tokens_valid_after(user_id, int(str(user["tokens_valid_after"])))
     if user.get("mfa_enabled"):
-        token = state.create_mfa_token(user_id, account)
+        token = state.create_mfa_token(user_id, account, started_ms)
         audit("login_mfa_required", user_id=user_id)
         return _no_store(jsonify(MfaRequiredOut(mfa_token=token).model_dump()))
     state.clear_failures(account)
@@ -232,9 +237,16 @@ def mfa_verify() -> Response:
     if not state.consume_mfa_token(body.mfa_token):
         audit("mfa_failure", user_id=attempt.user_id, reason="token_used")
         raise InvalidMfa()
-    state.clear_failures(attempt.account)
     user_id, role = str(user["id"]), str(user["role"])
-    state.cache_tokens_valid_after(user_id, int(str(user["tokens_valid_after"])))
+    valid_after = int(str(user["tokens_valid_after"]))
+    state.cache_tokens_valid_after(user_id, valid_after)
+    # The rule of gateway.jwt.token_revoked (both in ms): a password reset or change since
+    # the login began ends the pending login like every session, or a thief who knew the
+    # old password would still get in with a code.
+    if attempt.started_ms < valid_after:
+        audit("mfa_failure", user_id=user_id, reason="credentials_changed")
+        raise InvalidMfa()
+    state.clear_failures(attempt.account)
     audit("mfa_success", user_id=user_id)
     audit("login_success", user_id=user_id, amr=["pwd", "otp"])
     return _start_session(user_id, role, ["pwd", "otp"])

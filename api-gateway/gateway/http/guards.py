@@ -16,6 +16,10 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _verify(optional: bool = False) -> Caller | None:
+    if "caller" in g:
+        # Already verified for this request (the per-account rate limit's key runs
+        # before the route's guard): one decode and one revocation check are enough.
+        return current_caller()
     claims = verified_claims(optional=optional)
     if claims is None:
         return None
@@ -35,6 +39,14 @@ def current_claims() -> dict[str, Any]:
 
 def current_caller() -> Caller | None:
     return cast(Caller | None, g.get("caller"))
+
+
+def verified_caller() -> Caller:
+    """The caller of a route that needs one, verifying the token if no guard has yet."""
+    caller = _verify()
+    if caller is None:
+        raise Unauthorized()
+    return caller
 
 
 def caller_required() -> Caller:

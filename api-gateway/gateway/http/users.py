@@ -1,7 +1,9 @@
 """Public users routes, validated with the users service's own models and forwarded.
 
 Registration, activation, resend and forgot/reset are public and rate limited per
-client IP; ``/me`` and MFA routes act on the caller; admin routes need
+client IP; ``/me`` and MFA routes act on the caller, and those that check the caller's
+password are rate limited per account (a stolen access token must not buy unlimited
+password guesses); admin routes need
 ``role=admin``, and admins may use every route. A users-service answer carrying
 ``X-Sessions-Invalidated: <user_id>`` makes the gateway drop that user's cached
 ``tokens_valid_after`` and sessions; the header itself is never relayed.
@@ -196,6 +198,7 @@ def update_me() -> Response:
     auth="user",
     body=PasswordChange,
     responses={200: UserOut},
+    account_limited=True,
 )
 @login_required
 def change_password() -> Response:
@@ -211,6 +214,7 @@ def change_password() -> Response:
     body=PasswordOnly,
     responses={200: MfaEnrolment},
     errors=(409,),
+    account_limited=True,
 )
 @login_required
 def mfa_enable() -> Response:
@@ -254,6 +258,7 @@ def mfa_confirm() -> Response:
     body=MfaDisable,
     responses={200: UserOut},
     errors=(409,),
+    account_limited=True,
 )
 @login_required
 def mfa_disable() -> Response:
