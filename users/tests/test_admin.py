@@ -6,7 +6,7 @@ import pytest
 
 from common.testing.helpers import internal_headers
 from users import create_app
-from users.testing import ANON, PASSWORD, create_active_user, users_settings
+from users.testing import ANON, PASSWORD, create_active_user, user_body, users_settings
 
 
 @pytest.fixture
@@ -243,5 +243,27 @@ def test_the_last_admin_cannot_be_deleted_either(users_client, admin, admin_head
     assert promoted.status_code == 200
     gone = users_client.delete(
         "/users/id", query_string={"user_id": admin["id"]}, headers=admin_headers
+    )
+    assert gone.status_code == 204
+
+
+def test_an_admin_who_never_activated_does_not_count_as_the_other_admin(
+    users_client, admin, admin_headers
+):
+    # An admin account created but never activated cannot log in to manage anything.
+    pending = users_client.post("/users", json=user_body(role="admin"), headers=admin_headers)
+    assert pending.status_code == 201, pending.get_json()
+    assert (pending.get_json()["role"], pending.get_json()["is_active"]) == ("admin", False)
+    demoted = users_client.patch(
+        f"/users/{admin['id']}/role", json={"role": "user"}, headers=admin_headers
+    )
+    assert (demoted.status_code, demoted.get_json()["error"]) == (409, "last_admin")
+    deleted = users_client.delete(
+        "/users/id", query_string={"user_id": admin["id"]}, headers=admin_headers
+    )
+    assert (deleted.status_code, deleted.get_json()["error"]) == (409, "last_admin")
+    # The pending admin itself may go: the active one remains.
+    gone = users_client.delete(
+        "/users/id", query_string={"user_id": pending.get_json()["id"]}, headers=admin_headers
     )
     assert gone.status_code == 204

@@ -182,7 +182,7 @@ class UserService:
         doc = self.repository.get(user_id)
         # Same rule as set_role: deleting the last admin would leave nobody to manage the
         # platform.
-        if doc["role"] == "admin" and self.repository.count_admins() <= 1:
+        if doc["role"] == "admin" and not self.repository.other_active_admins(doc["_id"]):
             raise LastAdmin()
         if not self.repository.delete(doc["_id"]):
             raise UserNotFound()
@@ -203,7 +203,8 @@ class UserService:
 
     def set_role(self, user_id: str, role: str) -> Doc:
         doc = self.repository.get(user_id)
-        if doc["role"] == "admin" and role != "admin" and self.repository.count_admins() <= 1:
+        demoted = doc["role"] == "admin" and role != "admin"
+        if demoted and not self.repository.other_active_admins(doc["_id"]):
             raise LastAdmin()
         return self.repository.set_role(user_id, role, tokens_valid_after=self.now_ms())
 

@@ -123,8 +123,10 @@ class UserRepository:
         )
         return list(cursor), total
 
-    def count_admins(self) -> int:
-        return int(self.users.count_documents({"role": "admin"}))
+    def other_active_admins(self, user_id: ObjectId) -> int:
+        """Admins besides ``user_id`` who can log in: the ones who could take over."""
+        query = {"role": "admin", "is_active": True, "_id": {"$ne": user_id}}
+        return int(self.users.count_documents(query, limit=1))
 
     # -- activation -------------------------------------------------------------------------
 
