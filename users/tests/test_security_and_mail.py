@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import UTC
 
 import pytest
 
@@ -11,7 +12,19 @@ from common.mail import OutgoingMail
 from common.smtp_sink import SmtpSink, message_text
 from common.testing.helpers import internal_headers
 from users.adapters.outbox import MongoOutbox
-from users.testing import ANON, PASSWORD, Clock, create_active_user, user_body
+from users.security import Secrets
+from users.testing import (
+    ANON,
+    PASSWORD,
+    TEST_TOTP_KEY,
+    Clock,
+    activation_code,
+    create_active_user,
+    reset_token,
+    user_body,
+)
+
+SEALER = Secrets(TEST_TOTP_KEY)
 
 OP = {"$ne": None}
 USER_ID = "a" * 24
@@ -133,7 +146,7 @@ def scratch_db(users_app):
 
 
 def test_two_relays_never_claim_one_mail_twice(scratch_db):
-    first, second = MongoOutbox(scratch_db), MongoOutbox(scratch_db)
+    first, second = MongoOutbox(scratch_db, sealer=SEALER), MongoOutbox(scratch_db, sealer=SEALER)
     for i in range(60):
         first.add(OutgoingMail(to=f"u{i}@example.com", subject="s", text="t"))
     claimed: list[list[str]] = [[], []]
@@ -162,7 +175,7 @@ def test_two_relays_never_claim_one_mail_twice(scratch_db):
 
 def test_a_lease_returns_a_crashed_claim_and_retries_wait(scratch_db):
     clock = Clock()
-    store = MongoOutbox(scratch_db, lease_seconds=60, clock=clock)
+    store = MongoOutbox(scratch_db, sealer=SEALER, lease_seconds=60, clock=clock)
     store.add(OutgoingMail(to="x@example.com", subject="s", text="t"))
     [item] = store.claim_due(10)
     assert store.claim_due(10) == []  # leased
@@ -185,3 +198,54 @@ def test_indexes_are_created_idempotently(users_app):
     info = repository.users.index_information()
     assert info["email_unique"]["unique"]
     assert info["username_key_unique"]["unique"]
+
+
+def test_the_outbox_holds_no_usable_code_or_reset_link(users_app, users_client, smtp_sink):
+    # The users collection keeps codes and tokens only as keyed hashes; the mail that
+    # carries them must not undo that for anyone who can read the database.
+    body = user_body(email="sealed@example.com", username="sealed")
+    assert users_client.post("/users", json=body, headers=ANON).status_code == 201
+    code = activation_code(users_app, "sealed@example.com")
+    create_active_user(
+        users_app, username="resetme", email="resetme@example.com", password=PASSWORD
+    )
+    forgot = {"identifier": "resetme@example.com"}
+    assert users_client.post("/users/password/forgot", json=forgot, headers=ANON).status_code == 202
+    token = reset_token(users_app, "resetme@example.com")
+    raw = str(list(users_app.extensions["container"].database()["outbox"].find()))
+    assert code not in raw
+    assert token not in raw
+    # ...and the relay still delivers them in clear to the mailbox.
+    delivered = wait_for_mail_to(smtp_sink, "resetme@example.com")
+    assert token in message_text(delivered)
+
+
+def test_finished_items_expire_after_the_retention_period_and_pending_ones_never(scratch_db):
+    clock = Clock()
+    store = MongoOutbox(scratch_db, sealer=SEALER, retention_days=30, clock=clock)
+    store.ensure_indexes()
+    assert scratch_db["outbox"].index_information()["outbox_purge"]["expireAfterSeconds"] == 0
+    for to in ("sent@example.com", "failed@example.com", "pending@example.com"):
+        store.add(OutgoingMail(to=to, subject="s", text="t"))
+    sent, failed = store.claim_due(2)
+    store.mark_done(sent.id)
+    store.mark_failed(failed.id, "refused")
+    purge = {doc["mail"]["to"]: doc.get("purge_at") for doc in scratch_db["outbox"].find()}
+    assert purge["pending@example.com"] is None
+    for to in ("sent@example.com", "failed@example.com"):
+        stored = purge[to].replace(tzinfo=UTC) if purge[to].tzinfo is None else purge[to]
+        assert abs(stored.timestamp() - (clock.now + 30 * 86400)) < 1
+
+
+def test_a_body_sealed_with_another_key_fails_alone(scratch_db):
+    other = MongoOutbox(scratch_db, sealer=Secrets("another-key-0123456789abcdefghijklmnop"))
+    other.add(OutgoingMail(to="lost@example.com", subject="s", text="t"))
+    store = MongoOutbox(scratch_db, sealer=SEALER)
+    store.add(OutgoingMail(to="fine@example.com", subject="s", text="t"))
+    [claimed] = store.claim_due(5)
+    assert claimed.payload.to == "fine@example.com"
+    lost = scratch_db["outbox"].find_one({"mail.to": "lost@example.com"})
+    assert (lost["status"], lost["last_error"]) == (
+        "failed",
+        "sealed body unreadable: was the key changed?",
+    )

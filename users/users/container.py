@@ -20,16 +20,20 @@ class Container(containers.DeclarativeContainer):
     mongo_client = providers.Singleton(make_mongo_client, url=settings.provided.mongo_url)
     database = providers.Singleton(make_database, mongo_client, settings.provided.mongo_db)
     user_repository = providers.Singleton(UserRepository, database=database)
+    secrets = providers.Singleton(
+        Secrets, master_key=settings.provided.totp_encryption_key.get_secret_value.call()
+    )
     outbox = providers.Singleton(
-        MongoOutbox, database=database, lease_seconds=settings.provided.mail_relay_lease_seconds
+        MongoOutbox,
+        database=database,
+        sealer=secrets,
+        lease_seconds=settings.provided.mail_relay_lease_seconds,
+        retention_days=settings.provided.mail_retention_days,
     )
     mailer = providers.Singleton(SmtpMailer, settings=mail_settings)
     # Rung by a request that stored outbox work, so the relay starts at once.
     mail_doorbell = providers.Singleton(threading.Event)
     passwords = providers.Singleton(Passwords)
-    secrets = providers.Singleton(
-        Secrets, master_key=settings.provided.totp_encryption_key.get_secret_value.call()
-    )
     policy = providers.Singleton(
         Policy,
         activation_code_minutes=settings.provided.activation_code_minutes,

@@ -54,13 +54,15 @@ class Passwords:
 
 
 class Secrets:
-    """Keyed hashes for codes and tokens, and encryption of TOTP secrets at rest.
+    """Keyed hashes for codes and tokens, and encryption of TOTP secrets and outbox
+    mail at rest.
 
-    Both keys are derived from ``TOTP_ENCRYPTION_KEY`` (any string of 32+ bytes)."""
+    Every key is derived from ``TOTP_ENCRYPTION_KEY`` (any string of 32+ bytes)."""
 
     def __init__(self, master_key: str) -> None:
         material = master_key.encode() or b"development-only-users-key"
         self._fernet = Fernet(base64.urlsafe_b64encode(_derive(material, b"users/totp-secret")))
+        self._mail = Fernet(base64.urlsafe_b64encode(_derive(material, b"users/outbox-mail")))
         self._pepper = _derive(material, b"users/code-hash")
 
     def digest(self, value: str) -> str:
@@ -73,6 +75,17 @@ class Secrets:
     def decrypt(self, token: str) -> str | None:
         try:
             return self._fernet.decrypt(token.encode()).decode()
+        except InvalidToken:
+            return None
+
+    def seal(self, plain: str) -> str:
+        """A mail body at rest in the outbox: it carries activation codes and reset
+        links, which are stored nowhere else in a usable form."""
+        return self._mail.encrypt(plain.encode()).decode()
+
+    def unseal(self, sealed: str) -> str | None:
+        try:
+            return self._mail.decrypt(sealed.encode()).decode()
         except InvalidToken:
             return None
 

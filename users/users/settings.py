@@ -30,3 +30,5 @@ class UsersSettings(BaseServiceSettings):
     mail_relay_backoff_base: float = 1.0
     mail_relay_lease_seconds: float = 60.0
     mail_relay_max_attempts: int = 20
+    # Days a sent or failed outbox item is kept (then a TTL index removes it).
+    mail_retention_days: float = 30.0

@@ -155,9 +155,11 @@ def outbox(app: Flask, to: str) -> list[dict[str, Any]]:
     """Mails stored for ``to``, oldest first (read straight from the outbox), once the
     relay has run the account jobs that produce mail."""
     settle_jobs(app)
-    database = app.extensions["container"].database()
-    docs = database["outbox"].find({"mail.to": to}).sort("_id", 1)
-    return [doc["mail"] for doc in docs]
+    mails = app.extensions["container"].outbox().mails_to(to)
+    return [
+        {"to": mail.to, "subject": mail.subject, "text": mail.text, "html": mail.html}
+        for mail in mails
+    ]
 
 
 def activation_code(app: Flask, to: str) -> str:
