@@ -61,6 +61,7 @@ def mint_access_token(app: Flask, user_id: str, role: str = "user", **claims: An
             user_agent="gateway.testing",
             idle_seconds=3600,
             absolute_seconds=3600,
+            started_ms=now_ms(),
         )
         state.redis.set(f"{PREFIX}tva:{user_id}", 0, nx=True, ex=900)
         base = {"role": role, "amr": ["pwd"], "sid": session_id, "iat_ms": now_ms()}

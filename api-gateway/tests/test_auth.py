@@ -240,6 +240,31 @@ def test_an_attempt_without_a_verdict_does_not_count(
     assert login(gw, "alice").status_code == 200
 
 
+def test_an_attempt_without_a_verdict_lifts_the_lock_it_set(
+    gw: Platform, users_app: Flask, redis_server: Redis, monkeypatch: pytest.MonkeyPatch
+):
+    from common.errors import UpstreamUnavailable
+    from gateway.adapters.state import account_key
+    from gateway.adapters.upstream import Upstream
+
+    store = redis.Redis.from_url(gateway_redis_url(redis_server), decode_responses=True)
+    user(users_app)
+    for _ in range(4):
+        assert login(gw, "alice", "wrong password!").status_code == 401
+
+    # The 5th attempt is admitted and, counted up front, locks the account — but the
+    # users service never answers it.
+    def users_down(*args: Any, **kwargs: Any) -> None:
+        raise UpstreamUnavailable()
+
+    monkeypatch.setattr(Upstream, "call", users_down)
+    assert login(gw, "alice").status_code == 503
+    monkeypatch.undo()
+    assert store.get(f"gw:fail:{account_key('alice')}") == "4"
+    assert not store.exists(f"gw:lock:{account_key('alice')}")
+    assert login(gw, "alice").status_code == 200
+
+
 def test_back_off_grows_and_is_capped(gw: Platform, redis_server: Redis):
     from gateway.adapters.state import GatewayState, account_key
 
@@ -852,3 +877,91 @@ def test_an_insecure_refresh_cookie_is_refused_in_production():
         GatewaySettings(**production, cookie_secure=False)  # type: ignore[arg-type]
     local = GatewaySettings(**{**production, "environment": "test"}, cookie_secure=False)  # type: ignore[arg-type]
     assert not local.cookie_secure
+
+
+# -- a password reset racing a login -------------------------------------------------------
+
+
+def reset_right_after(
+    monkeypatch: pytest.MonkeyPatch, path: str, reset: Any, *args: Any
+) -> list[bool]:
+    """Make the users-service call to ``path`` run ``reset`` right after it succeeds:
+    the check has passed, the gateway has not yet cached or opened anything."""
+    from gateway.adapters.upstream import Upstream
+
+    original = Upstream.call
+    fired: list[bool] = []
+
+    def then_reset(self: Upstream, method: str, called: str, **kwargs: Any) -> httpx.Response:
+        answer = original(self, method, called, **kwargs)
+        if called == path and answer.status_code == 200 and not fired:
+            fired.append(True)  # before the reset: it must not trigger itself
+            reset(*args)
+        return answer
+
+    monkeypatch.setattr(Upstream, "call", then_reset)
+    return fired
+
+
+def assert_no_sessions(store: redis.Redis, user_id: str) -> None:
+    assert not store.smembers(f"gw:us:{user_id}")
+    owners = [store.hget(key, "uid") for key in store.scan_iter("gw:sess:*")]
+    assert user_id not in owners
+
+
+@pytest.mark.parametrize("new_password", [reset_password, change_password])
+def test_a_login_checked_against_the_old_password_dies_with_the_reset(
+    gw: Platform,
+    users_app: Flask,
+    redis_server: Redis,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    new_password: Any,
+):
+    account = user(users_app)
+    store = gateway_store(redis_server)
+    victim = Session(login(gw, "alice"))
+    # The attacker's old password passes the check; the owner's reset lands before the
+    # gateway opens the session.
+    fired = reset_right_after(
+        monkeypatch, "/internal/credentials/verify", new_password, gw, users_app, victim
+    )
+    with caplog.at_level(logging.INFO, logger="audit"):
+        late = login(gw, "alice")
+    assert fired
+    monkeypatch.undo()
+    assert late.status_code == 401, late.text
+    assert without_request_id(late) == without_request_id(login(gw, "alice", "wrong password!"))
+    refusals = [r for r in caplog.records if getattr(r, "reason", "") == "credentials_changed"]
+    assert [r.getMessage() for r in refusals] == ["login_failure"]
+    assert_no_sessions(store, account["id"])
+    # No stale tokens_valid_after was cached over the invalidation.
+    cached = store.get(f"gw:tva:{account['id']}")
+    assert cached is None or int(cached) > claims(victim.access)["iat_ms"]
+    fresh = Session(login(gw, "alice", NEW_PASSWORD))
+    assert call(gw, "GET", "/api/users/me", headers=fresh.auth()).status_code == 200
+
+
+def test_an_mfa_login_verified_before_a_reset_dies_with_it(
+    gw: Platform, users_app: Flask, redis_server: Redis, monkeypatch: pytest.MonkeyPatch
+):
+    account = user(users_app)
+    store = gateway_store(redis_server)
+    _, recovery, _ = enable_mfa(gw, Session(login(gw, "alice")))
+    mfa_token = login(gw, "alice").json()["mfa_token"]
+    # The code is accepted (with the old tokens_valid_after); the reset lands next.
+    reset_right_after(monkeypatch, "/internal/mfa/verify", reset_password, gw, users_app, None)
+    late = call(
+        gw, "POST", "/api/auth/mfa/verify", json={"mfa_token": mfa_token, "code": recovery[0]}
+    )
+    monkeypatch.undo()
+    assert late.status_code == 401, late.text
+    assert without_request_id(late) == without_request_id(
+        call(gw, "POST", "/api/auth/mfa/verify", json={"mfa_token": "x" * 43, "code": "000000"})
+    )
+    assert_no_sessions(store, account["id"])
+    fresh = login(gw, "alice", NEW_PASSWORD).json()["mfa_token"]
+    verified = call(
+        gw, "POST", "/api/auth/mfa/verify", json={"mfa_token": fresh, "code": recovery[1]}
+    )
+    assert verified.status_code == 200, verified.text

@@ -11,6 +11,7 @@ Keys (all prefixed ``gw:``)::
     us:<uid>     set   the user's session ids
     bl:<jti>     "1"   blocklisted access token, until it expires
     tva:<uid>    int   tokens_valid_after (ms) as the users service last said; "deleted"
+    inv:<uid>    int   when the user's sessions were last invalidated (ms)   TTL 10 min
     mfa:<hash>   hash  uid acct n(attempts) started(ms, before the password check) TTL 5 min
     fail:<acct>  int   consecutive password checks without a login (counted up front) TTL 1 day
     lock:<acct>  "1"   back-off in force                                       TTL 2^(n-5) s
@@ -37,6 +38,8 @@ PREFIX = "gw:"
 MFA_TOKEN_SECONDS = 300
 MFA_MAX_ATTEMPTS = 5
 TVA_CACHE_SECONDS = 60
+# Longer than any login takes from password check to session (an MFA token lives 5 min).
+INVALIDATION_MEMORY_SECONDS = 600
 BACKOFF_THRESHOLD = 5
 BACKOFF_CAP_SECONDS = 15 * 60
 FAILURE_MEMORY_SECONDS = 24 * 3600
@@ -85,6 +88,50 @@ def account_key(identifier: str) -> str:
     return digest(f"{kind}:{key}")[:32]
 
 
+# A login's session or cache write is refused when the user's sessions were invalidated
+# after its password check began (ARGV[1] = started ms): the check may have passed with
+# the old password, and the invalidation that would have ended this session already ran.
+_INVALIDATED_SINCE = """
+local function invalidated_since(key, started)
+  return tonumber(redis.call('GET', key) or '0') > tonumber(started)
+end
+"""
+
+_CREATE_SESSION = (
+    _INVALIDATED_SINCE
+    + """
+if invalidated_since(KEYS[3], ARGV[1]) then return 0 end
+for i = 5, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+redis.call('SADD', KEYS[2], ARGV[4])
+redis.call('EXPIRE', KEYS[2], ARGV[3])
+return 1
+"""
+)
+
+_PRIME_TVA = (
+    _INVALIDATED_SINCE
+    + """
+if invalidated_since(KEYS[2], ARGV[1]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+return 1
+"""
+)
+
+# One script, so no session can be created between reading the user's sessions and
+# marking the moment (a session written before it is deleted here; one after, refused).
+# The moment never moves back: of two invalidations run out of order, the later stays.
+_INVALIDATE = """
+if tonumber(redis.call('GET', KEYS[1]) or '0') < tonumber(ARGV[1]) then
+  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+end
+redis.call('DEL', KEYS[2])
+local sids = redis.call('SMEMBERS', KEYS[3])
+for _, sid in ipairs(sids) do redis.call('DEL', ARGV[3] .. sid) end
+redis.call('DEL', KEYS[3])
+return #sids
+"""
+
 _ROTATE = """
 local cur = redis.call('HGET', KEYS[1], 'cur')
 if not cur then return {0} end
@@ -124,13 +171,16 @@ redis.call('EXPIRE', KEYS[1], ARGV[1])
 local threshold = tonumber(ARGV[2])
 if n >= threshold then
   local wait = math.min(2 ^ (n - threshold), tonumber(ARGV[3]))
-  redis.call('SET', KEYS[2], '1', 'EX', math.max(1, math.floor(wait)))
+  redis.call('SET', KEYS[2], n, 'EX', math.max(1, math.floor(wait)))
 end
 return n
 """
 
+# The lock holds the number of the attempt that set it: a refunded attempt lifts only
+# its own lock (it was admitted, so there was none before it), never a later one's.
 _REFUND = """
 if tonumber(redis.call('GET', KEYS[1]) or '0') > 0 then redis.call('DECR', KEYS[1]) end
+if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
 """
 
 _REVOKE_OWN = """
@@ -139,6 +189,10 @@ redis.call('DEL', KEYS[1])
 redis.call('SREM', KEYS[2], ARGV[2])
 return 1
 """
+
+
+class CredentialsChanged(Exception):  # noqa: N818 - a verdict, named like one
+    """The user's sessions were invalidated after the login's password check began."""
 
 
 @dataclass(frozen=True)
@@ -174,6 +228,9 @@ class GatewayState:
         self._failure = client.register_script(_FAILURE)
         self._revoke_own = client.register_script(_REVOKE_OWN)
         self._refund = client.register_script(_REFUND)
+        self._create_session = client.register_script(_CREATE_SESSION)
+        self._prime_tva = client.register_script(_PRIME_TVA)
+        self._invalidate = client.register_script(_INVALIDATE)
 
     # -- per-request check (one round trip) ------------------------------------------------
 
@@ -191,21 +248,26 @@ class GatewayState:
     def cache_tokens_valid_after(self, user_id: str, value: int | str) -> None:
         self.redis.set(f"{PREFIX}tva:{user_id}", value, ex=TVA_CACHE_SECONDS)
 
+    def prime_tokens_valid_after(self, user_id: str, value: int, started_ms: int) -> None:
+        """Cache the value a login's check returned, unless an invalidation since
+        ``started_ms`` made it stale (it would shadow the new value for a minute)."""
+        self._prime_tva(
+            keys=[f"{PREFIX}tva:{user_id}", f"{PREFIX}inv:{user_id}"],
+            args=[started_ms, value, TVA_CACHE_SECONDS],
+        )
+
     def blocklist(self, jti: str, expires_at: int) -> None:
         self.redis.set(f"{PREFIX}bl:{jti}", "1", exat=max(expires_at, int(time.time()) + 1))
 
     def invalidate_user(self, user_id: str) -> int:
         """The users service changed something that ends the user's sessions: drop the
-        cached tokens_valid_after and every refresh family of the user."""
-        members_key = f"{PREFIX}us:{user_id}"
-        sessions: set[str] = self.redis.smembers(members_key)  # type: ignore[assignment]
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.delete(f"{PREFIX}tva:{user_id}")
-        for sid in sessions:
-            pipe.delete(f"{PREFIX}sess:{sid}")
-        pipe.delete(members_key)
-        pipe.execute()
-        return len(sessions)
+        cached tokens_valid_after and every refresh family of the user, and remember
+        when, so a login whose check began before cannot open a session after."""
+        removed = self._invalidate(
+            keys=[f"{PREFIX}inv:{user_id}", f"{PREFIX}tva:{user_id}", f"{PREFIX}us:{user_id}"],
+            args=[now_ms(), INVALIDATION_MEMORY_SECONDS, f"{PREFIX}sess:"],
+        )
+        return int(removed)
 
     # -- sessions -------------------------------------------------------------------------
 
@@ -220,31 +282,41 @@ class GatewayState:
         user_agent: str,
         idle_seconds: int,
         absolute_seconds: int,
+        started_ms: int,
     ) -> tuple[str, int]:
-        """A new family; returns its id and absolute end (ms)."""
+        """A new family; returns its id and absolute end (ms).
+
+        ``started_ms`` is when the login's password check began. Raises
+        CredentialsChanged if the user's sessions were invalidated since: checked in
+        the same script as the write, so the session is either refused or written
+        before the invalidation (which then deletes it)."""
         sid = secrets.token_urlsafe(16)
         now = now_ms()
         absolute = now + absolute_seconds * 1000
-        key = f"{PREFIX}sess:{sid}"
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.hset(
-            key,
-            mapping={
-                "uid": user_id,
-                "role": role,
-                "amr": " ".join(amr),
-                "cur": refresh_jti,
-                "created": now,
-                "used": now,
-                "ip": ip,
-                "ua": user_agent[:USER_AGENT_MAX],
-                "abs": absolute,
-            },
+        fields: dict[str, str | int] = {
+            "uid": user_id,
+            "role": role,
+            "amr": " ".join(amr),
+            "cur": refresh_jti,
+            "created": now,
+            "used": now,
+            "ip": ip,
+            "ua": user_agent[:USER_AGENT_MAX],
+            "abs": absolute,
+        }
+        members_key = f"{PREFIX}us:{user_id}"
+        created = self._create_session(
+            keys=[f"{PREFIX}sess:{sid}", members_key, f"{PREFIX}inv:{user_id}"],
+            args=[
+                started_ms,
+                min(idle_seconds, absolute_seconds) * 1000,
+                absolute_seconds,
+                sid,
+                *[item for pair in fields.items() for item in pair],
+            ],
         )
-        pipe.pexpire(key, min(idle_seconds, absolute_seconds) * 1000)
-        pipe.sadd(f"{PREFIX}us:{user_id}", sid)
-        pipe.expire(f"{PREFIX}us:{user_id}", absolute_seconds)
-        pipe.execute()
+        if not created:
+            raise CredentialsChanged()
         return sid, absolute
 
     def rotate(
@@ -343,9 +415,10 @@ class GatewayState:
         sequence lets every request that arrives while the lock is absent through)."""
         return int(self._failure(keys=self._failure_keys(account), args=self._failure_args("gate")))
 
-    def refund_attempt(self, account: str) -> None:
-        """The attempt never reached a verdict (bad request, users service down)."""
-        self._refund(keys=[f"{PREFIX}fail:{account}"])
+    def refund_attempt(self, account: str, attempt: int) -> None:
+        """Attempt number ``attempt`` (from :meth:`begin_attempt`) never reached a
+        verdict (bad request, users service down): it neither counts nor locks."""
+        self._refund(keys=self._failure_keys(account), args=[attempt])
 
     def record_failure(self, account: str) -> int:
         return int(self._failure(keys=self._failure_keys(account), args=self._failure_args("")))

@@ -24,6 +24,7 @@ from common.errors import ApiError, NotFound, UpstreamUnavailable, error_respons
 from common.validation import Schema, parse_body
 from gateway.adapters.state import (
     BACKOFF_THRESHOLD,
+    CredentialsChanged,
     GatewayState,
     account_key,
     now_ms,
@@ -101,7 +102,9 @@ def _no_store(response: Response) -> Response:
     return response
 
 
-def _start_session(user_id: str, role: str, amr: list[str]) -> Response:
+def _start_session(user_id: str, role: str, amr: list[str], started_ms: int) -> Response:
+    """Raises CredentialsChanged if the user's sessions were invalidated since
+    ``started_ms`` (see GatewayState.create_session)."""
     settings = _settings()
     ip, agent = _client()
     refresh_jti = new_jti()
@@ -114,6 +117,7 @@ def _start_session(user_id: str, role: str, amr: list[str]) -> Response:
         user_agent=agent,
         idle_seconds=settings.refresh_token_idle_hours * 3600,
         absolute_seconds=settings.refresh_token_absolute_days * 86400,
+        started_ms=started_ms,
     )
     return _token_response(user_id, role, amr, session_id, refresh_jti, absolute_ms)
 
@@ -192,20 +196,28 @@ def login() -> Response:
             audit("login_lockout", account=account, failures=failures)
         raise
     except _Relayed as answer:
-        state.refund_attempt(account)
+        state.refund_attempt(account, failures)
         return relay(answer.upstream)
     except Exception:
-        state.refund_attempt(account)
+        state.refund_attempt(account, failures)
         raise
     user_id, role = str(user["id"]), str(user["role"])
-    state.cache_tokens_valid_after(user_id, int(str(user["tokens_valid_after"])))
+    valid_after = int(str(user["tokens_valid_after"]))
+    state.prime_tokens_valid_after(user_id, valid_after, started_ms)
     if user.get("mfa_enabled"):
         token = state.create_mfa_token(user_id, account, started_ms)
         audit("login_mfa_required", user_id=user_id)
         return _no_store(jsonify(MfaRequiredOut(mfa_token=token).model_dump()))
+    try:
+        response = _start_session(user_id, role, ["pwd"], started_ms)
+    except CredentialsChanged:
+        # A reset or change landed after the check: the old password must not log in.
+        # The attempt stays counted, as for a wrong password.
+        audit("login_failure", user_id=user_id, reason="credentials_changed")
+        raise InvalidCredentials() from None
     state.clear_failures(account)
     audit("login_success", user_id=user_id, amr=["pwd"])
-    return _start_session(user_id, role, ["pwd"])
+    return response
 
 
 @blueprint.post("/mfa/verify")
@@ -239,17 +251,22 @@ def mfa_verify() -> Response:
         raise InvalidMfa()
     user_id, role = str(user["id"]), str(user["role"])
     valid_after = int(str(user["tokens_valid_after"]))
-    state.cache_tokens_valid_after(user_id, valid_after)
+    state.prime_tokens_valid_after(user_id, valid_after, attempt.started_ms)
     # The rule of gateway.jwt.token_revoked (both in ms): a password reset or change since
     # the login began ends the pending login like every session, or a thief who knew the
-    # old password would still get in with a code.
-    if attempt.started_ms < valid_after:
+    # old password would still get in with a code. The users service's answer catches a
+    # change before the code check; create_session catches one landing after it.
+    try:
+        if attempt.started_ms < valid_after:
+            raise CredentialsChanged()
+        response = _start_session(user_id, role, ["pwd", "otp"], attempt.started_ms)
+    except CredentialsChanged:
         audit("mfa_failure", user_id=user_id, reason="credentials_changed")
-        raise InvalidMfa()
+        raise InvalidMfa() from None
     state.clear_failures(attempt.account)
     audit("mfa_success", user_id=user_id)
     audit("login_success", user_id=user_id, amr=["pwd", "otp"])
-    return _start_session(user_id, role, ["pwd", "otp"])
+    return response
 
 
 @blueprint.post("/refresh")
