@@ -109,33 +109,34 @@ class EnrolmentService:
         return record
 
     def expire(self) -> ExpiryReport:
-        self._sync_course_end_dates()
+        if not self._sync_course_end_dates():
+            raise UpstreamUnavailable()  # expiring on stale end dates cannot be undone
         return self.repository.expire(utcnow())
 
     def expire_daily(self, today: date | None = None) -> ExpiryReport | None:
         """The scheduled run: at most once per UTC day across every process."""
         now = utcnow()
         day = today or now.date()
-        if self.repository.has_run(EXPIRY_JOB, day):
-            return None
-        self._sync_course_end_dates()
+        if self.repository.has_run(EXPIRY_JOB, day) or not self._sync_course_end_dates():
+            return None  # done already, or the courses service is away: the next check retries
         report = self.repository.expire_once_for_day(EXPIRY_JOB, day, now)
         if report is not None:
             log.info("daily_expiry_ran", extra={"expired": report.expired})
         return report
 
-    def _sync_course_end_dates(self) -> None:
+    def _sync_course_end_dates(self) -> bool:
         """A course may be rescheduled after people enrol: expiry follows its end date
-        now, not the copy taken at enrolment."""
+        now, not the copy taken at enrolment. False when the courses service is away."""
         for course_id in self.repository.live_course_ids():
             try:
                 course = self.courses.get(course_id)
             except CourseNotFound:
                 continue  # deleted: its last known end date stands
             except (UpstreamUnavailable, UpstreamError):
-                log.warning("expiry_on_copied_end_dates", extra={"course": course_id})
-                return
+                log.warning("expiry_postponed", extra={"course": course_id})
+                return False
             self.repository.set_course_end_date(course_id, course.end_date)
+        return True
 
 
 @dataclass(frozen=True)

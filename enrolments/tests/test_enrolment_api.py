@@ -12,9 +12,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, insert, select, update
 
+from common.errors import UpstreamUnavailable
 from common.smtp_sink import SmtpSink, message_text
 from enrolments.adapters.tables import EnrolmentRecord
-from enrolments.domain import EXPIRY_REPORT_CAP
+from enrolments.domain import EXPIRY_JOB, EXPIRY_REPORT_CAP
 from enrolments.testing import (
     ADMIN,
     FakeUsers,
@@ -251,6 +252,36 @@ def test_admin_expiry_moves_ended_active_enrolments(
     )
     again = enrolments_client.patch("/enrolment/expired", headers=ADMIN).get_json()
     assert again["expired"] == 0
+
+
+def test_expiry_waits_while_the_courses_service_is_away(
+    enrolments_app, enrolments_client, fake_users, course, courses_app, monkeypatch
+):
+    fake_users.add("u1")
+    enrolment = enrol(enrolments_client, "u1", course["id"])
+    reschedule(
+        courses_app,
+        course["id"],
+        datetime(2019, 12, 1, tzinfo=UTC),
+        datetime(2020, 1, 1, tzinfo=UTC),
+    )
+    container = enrolments_app.extensions["container"]
+
+    def courses_away(_course_id: int) -> None:
+        raise UpstreamUnavailable()
+
+    monkeypatch.setattr(container.courses(), "get", courses_away)
+    refused = enrolments_client.patch("/enrolment/expired", headers=ADMIN)
+    assert refused.status_code == 503
+    assert container.service().expire_daily() is None
+    assert container.repository().job_runs(EXPIRY_JOB) == []
+    view = enrolments_client.get(f"/enrolment/{enrolment['id']}", headers=ADMIN).get_json()
+    assert view["status"] == "active"
+    monkeypatch.undo()
+    # Back: the day's run happens at the next check, on the course's real end date.
+    report = container.service().expire_daily()
+    assert report is not None
+    assert report.enrolment_ids == [enrolment["id"]]
 
 
 def test_expiry_follows_a_course_extended_after_enrolment(
