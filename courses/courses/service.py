@@ -7,6 +7,7 @@ from typing import Any
 from common.timeutil import from_db
 from courses.adapters.repository import CourseRepository
 from courses.adapters.tables import CourseRecord
+from courses.currencies import STORED_CURRENCY
 from courses.domain import CourseFields, CourseQuery
 
 
@@ -39,7 +40,10 @@ class CourseService:
         """Apply only the sent fields; the merged course must pass every create rule."""
 
         def merge(record: CourseRecord) -> CourseFields:
-            return CourseFields.model_validate({**_stored_fields(record), **changes})
+            return CourseFields.model_validate(
+                {**_stored_fields(record), **changes},
+                context={STORED_CURRENCY: record.currency},
+            )
 
         return self.repository.update(course_id, merge)
 

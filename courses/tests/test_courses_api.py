@@ -114,6 +114,22 @@ def test_any_iso_4217_currency_is_accepted_and_patch_checks_it_too(courses_clien
     assert changed.get_json()["currency"] == "USD"
 
 
+def test_a_course_in_a_since_withdrawn_currency_can_still_be_edited(courses_client):
+    created = create(courses_client)
+    # Croatia's kuna was active when this course was priced; ISO withdrew it in 2023.
+    with courses_client.application.extensions["container"].database().transaction() as session:
+        session.execute(
+            update(CourseRecord).where(CourseRecord.id == created["id"]).values(currency="HRK")
+        )
+    path = f"/courses/{created['id']}"
+    edited = courses_client.patch(path, json={"price": "12.00"}, headers=ADMIN)
+    assert edited.status_code == 200, edited.get_json()
+    assert (edited.get_json()["price"], edited.get_json()["currency"]) == ("12.00", "HRK")
+    # Choosing it anew is refused like any unknown code.
+    again = courses_client.patch(path, json={"currency": "HRK"}, headers=ADMIN)
+    assert again.status_code == 400
+
+
 def test_patch_changes_only_sent_fields_and_rechecks_the_merged_course(courses_client):
     created = create(courses_client)
     path = f"/courses/{created['id']}"

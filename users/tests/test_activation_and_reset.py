@@ -134,6 +134,38 @@ def test_parallel_wrong_guesses_use_up_exactly_the_attempt_limit(users_app, user
     assert stored_user(users_app)["is_active"] is False
 
 
+def test_a_wrong_guess_counted_before_a_concurrent_right_one_does_not_void_it(
+    users_app, users_client, monkeypatch
+):
+    register(users_client)
+    code = activation_code(users_app, EMAIL)
+    service = user_service(users_app)
+    for _ in range(3):
+        with pytest.raises(InvalidActivationCode):
+            service.activate(wrong_code(code), EMAIL)
+    repository = service.repository
+    claim = repository.claim_activation_attempt
+    concurrent: list[dict] = []
+
+    def claim_then_let_the_right_guess_claim_too(*args, **kwargs):
+        mine = claim(*args, **kwargs)  # the wrong guess: attempt 4
+        concurrent.append(claim(*args, **kwargs))  # the right one, meanwhile: attempt 5
+        return mine
+
+    monkeypatch.setattr(
+        repository, "claim_activation_attempt", claim_then_let_the_right_guess_claim_too
+    )
+    with pytest.raises(InvalidActivationCode):
+        service.activate(wrong_code(code), EMAIL)
+    monkeypatch.undo()
+    [right] = concurrent
+    activated = repository.activate_claimed(
+        right["_id"], service.secrets.digest(code), now_ms=service.now_ms(), max_attempts=5
+    )
+    assert activated is not None
+    assert activated["is_active"] is True
+
+
 def test_activation_code_expires(users_app, users_client, users_clock):
     register(users_client)
     code = activation_code(users_app, EMAIL)
@@ -298,6 +330,27 @@ def test_forgot_issues_a_token_at_most_once_a_minute_per_account(
     assert len(outbox(users_app, EMAIL)) == 1  # no second mail ...
     body = {"token": first, "new_password": "another long passphrase"}
     # ... and the link already sent still works.
+    assert users_client.post("/users/password/reset", json=body, headers=ANON).status_code == 200
+
+
+def test_a_reset_whose_mail_could_not_be_queued_does_not_throttle_the_retry(
+    users_app, users_client, monkeypatch
+):
+    create_active_user(users_app, username="john", email=EMAIL, password=PASSWORD)
+    service = user_service(users_app)
+
+    def outbox_down(_mail):
+        raise RuntimeError("outbox write failed")
+
+    monkeypatch.setattr(service.outbox, "add", outbox_down)
+    with pytest.raises(RuntimeError):
+        service.issue_reset(EMAIL)
+    monkeypatch.undo()
+    assert "reset" not in stored_user(users_app)
+    # The relay's retry of the job, within the minute, still sends a working link.
+    service.issue_reset(EMAIL)
+    token = reset_token(users_app, EMAIL)
+    body = {"token": token, "new_password": "another long passphrase"}
     assert users_client.post("/users/password/reset", json=body, headers=ANON).status_code == 200
 
 

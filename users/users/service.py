@@ -270,9 +270,12 @@ class UserService:
                 claimed["_id"], code_hash, now_ms=self.now_ms(), max_attempts=self.max_attempts
             )
         if activated is None:
-            self.repository.kill_exhausted_activation(
-                claimed["_id"], max_attempts=self.max_attempts
-            )
+            # Only the attempt that used up the last try ends the code: a wrong guess
+            # counted before a concurrent right one must not void the right one.
+            if claimed["activation"]["attempts"] >= self.max_attempts:
+                self.repository.kill_exhausted_activation(
+                    claimed["_id"], max_attempts=self.max_attempts
+                )
             raise InvalidActivationCode()
         return activated
 
@@ -306,23 +309,28 @@ class UserService:
             return
         token = reset_token()
         now = self.now_ms()
+        token_hash = self.secrets.digest(token)
         reset = {
-            "token_hash": self.secrets.digest(token),
+            "token_hash": token_hash,
             "expires_at": now + self.policy.reset_token_minutes * 60_000,
             "sent_at": now,
         }
         sent_before = now - self.policy.reset_resend_seconds * 1000
         if not self.repository.set_reset(doc["_id"], reset, sent_before_ms=sent_before):
             return
-        link = reset_link(self.policy.frontend_url, token)
-        self._send(
-            reset_mail(
-                to=doc["email"],
-                first_name=doc["first_name"],
-                link=link,
-                minutes=self.policy.reset_token_minutes,
-            )
+        mail = reset_mail(
+            to=doc["email"],
+            first_name=doc["first_name"],
+            link=reset_link(self.policy.frontend_url, token),
+            minutes=self.policy.reset_token_minutes,
         )
+        try:
+            self._send(mail)
+        except Exception:
+            # The job is retried; a token no mail carries must not hold that retry back
+            # for the minute between two reset mails.
+            self.repository.drop_reset(doc["_id"], token_hash)
+            raise
 
     def reset_password(self, token: str, new_password: str) -> str:
         token_hash = self.secrets.digest(token)

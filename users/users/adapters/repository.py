@@ -230,6 +230,13 @@ class UserRepository:
             )
         return result.modified_count == 1
 
+    def drop_reset(self, user_id: ObjectId, token_hash: str) -> None:
+        """Withdraw a reset token (only that one: a newer token stays)."""
+        with atomic(self.database):
+            self.users.update_one(
+                {"_id": user_id, "reset.token_hash": token_hash}, {"$unset": {"reset": ""}}
+            )
+
     def consume_reset(
         self, token_hash: str, *, now_ms: int, password_hash: str, tokens_valid_after: int
     ) -> Doc | None:
