@@ -40,6 +40,13 @@ from fakturownia_sandbox.testing import Sandbox
 
 pytestmark = pytest.mark.usefixtures("enrolments_db")
 
+# An app whose invoice jobs fail for good after three attempts, 10 ms apart.
+gives_up_after_three_quick_attempts = pytest.mark.parametrize(
+    "manual_app",
+    [{"invoice_max_attempts": 3, "invoice_backoff_base": 0.01, "invoice_backoff_cap": 0.01}],
+    indirect=True,
+)
+
 
 @pytest.fixture
 def running_app(
@@ -253,11 +260,7 @@ def test_retry_after_of_a_429_delays_the_next_attempt_at_least_that_long(
     assert moment() >= started + timedelta(seconds=1)
 
 
-@pytest.mark.parametrize(
-    "manual_app",
-    [{"invoice_max_attempts": 3, "invoice_backoff_base": 0.01, "invoice_backoff_cap": 0.01}],
-    indirect=True,
-)
+@gives_up_after_three_quick_attempts
 def test_reaching_max_attempts_marks_the_invoice_failed(
     manual_app: Flask,
     enrolments_client: FlaskClient,
@@ -528,11 +531,7 @@ def test_daily_expiry_runs_once_when_four_workers_start(
     assert list(statuses) == ["expired"] * 3
 
 
-@pytest.mark.parametrize(
-    "manual_app",
-    [{"invoice_max_attempts": 3, "invoice_backoff_base": 0.01, "invoice_backoff_cap": 0.01}],
-    indirect=True,
-)
+@gives_up_after_three_quick_attempts
 def test_an_unexpected_error_counts_as_an_attempt_and_ends_failed_for_an_admin(
     manual_app: Flask,
     enrolments_client: FlaskClient,
