@@ -29,11 +29,17 @@ def limit_redis(server: Redis) -> str:
     return url
 
 
-def platform_with_limit(redis_server: Redis, users_server: LiveServer, limit: str) -> Platform:
-    settings = gateway_settings(
-        users_url=users_server.url, redis_url=limit_redis(redis_server), auth_rate_limit=limit
+def platform_with_limit(
+    redis_server: Redis, users_server: LiveServer, limit: str, **settings: Any
+) -> Platform:
+    return start_platform(
+        gateway_settings(
+            users_url=users_server.url,
+            redis_url=limit_redis(redis_server),
+            auth_rate_limit=limit,
+            **settings,
+        )
     )
-    return start_platform(settings)
 
 
 @pytest.fixture
@@ -331,14 +337,13 @@ def test_internal_paths_and_identity_headers_are_not_routed(gw: Platform, users_
 
 @pytest.fixture
 def account_limited(redis_server: Redis, users_server: LiveServer) -> Iterator[Platform]:
-    settings = gateway_settings(
-        users_url=users_server.url,
-        redis_url=limit_redis(redis_server),
+    platform = platform_with_limit(
+        redis_server,
+        users_server,
+        "1000/minute",
         cookie_secure=False,
-        auth_rate_limit="1000/minute",
         account_rate_limit="3/minute",
     )
-    platform = start_platform(settings)
     yield platform
     platform.close()
 

@@ -14,7 +14,7 @@ Keys (all prefixed ``gw:``)::
     inv:<uid>    int   when the user's sessions were last invalidated (ms)   TTL 10 min
     mfa:<hash>   hash  uid acct n(attempts) started(ms, before the password check) TTL 5 min
     fail:<acct>  int   consecutive password checks without a login (counted up front) TTL 1 day
-    lock:<acct>  "1"   back-off in force                                       TTL 2^(n-5) s
+    lock:<acct>  int   back-off in force; the number of the attempt that set it TTL 2^(n-5) s
 """
 
 from __future__ import annotations
