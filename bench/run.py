@@ -231,7 +231,11 @@ class Figures:
     paid: list[float]
     logins: list[float]
     login_seconds: float
-    non_2xx: int
+    failures: dict[str, int]
+
+    @property
+    def non_2xx(self) -> int:
+        return sum(self.failures.values())
 
 
 def measure(platform: Platform, workdir: Path, seconds: int, connections: int) -> Figures:
@@ -281,7 +285,15 @@ def measure(platform: Platform, workdir: Path, seconds: int, connections: int) -
             naive_process.stop()
         paid, bad4 = mark_paid_latencies(api, auth, count=40)
         logins, login_seconds, bad5 = login_rate(api, count=60)
-    loads = (direct_load, via_nginx, ours, naive_load)
+    failures = {
+        "direct": direct_load.non_2xx,
+        "via nginx": via_nginx.non_2xx,
+        "our gateway": ours.non_2xx,
+        "naive gateway": naive_load.non_2xx,
+        "unloaded hops": bad1 + bad2 + bad3,
+        "mark paid": bad4,
+        "logins": bad5,
+    }
     return Figures(
         direct_load,
         via_nginx,
@@ -297,7 +309,7 @@ def measure(platform: Platform, workdir: Path, seconds: int, connections: int) -
         paid,
         logins,
         login_seconds,
-        sum(x.non_2xx for x in loads) + bad1 + bad2 + bad3 + bad4 + bad5,
+        failures,
     )
 
 
@@ -374,6 +386,8 @@ def main() -> None:
     generator = "wrk" if shutil.which("wrk") else "python_load"
     print(f"load generator: {generator}, {args.connections} connections, {args.seconds}s per run")
     print("\n".join(table(figures)))
+    if figures.non_2xx:
+        print("non-2xx by run:", ", ".join(f"{k} {v}" for k, v in figures.failures.items() if v))
 
 
 def login(api: httpx.Client) -> str:
