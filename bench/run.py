@@ -16,10 +16,12 @@ Every load loop is bounded in requests and time and targets 127.0.0.1 only.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import re
 import secrets
 import shutil
+import statistics
 import subprocess
 import tempfile
 import threading
@@ -121,6 +123,21 @@ def python_load(url: str, headers: dict[str, str], seconds: int, connections: in
     )
 
 
+def interleaved(
+    calls: list[Callable[[], httpx.Response]], count: int
+) -> tuple[list[list[float]], int]:
+    """Latencies of each call, taken in turn so that all see the same moments."""
+    samples: list[list[float]] = [[] for _ in calls]
+    bad = 0
+    for _ in range(count):
+        for index, call in enumerate(calls):
+            started = time.perf_counter()
+            response = call()
+            samples[index].append((time.perf_counter() - started) * 1000)
+            bad += response.status_code >= 300
+    return samples, bad
+
+
 def sequential(call: Callable[[], httpx.Response], count: int) -> tuple[list[float], int]:
     samples, bad = [], 0
     for _ in range(count):
@@ -215,16 +232,13 @@ def cpu_per_request(pid: int, run: Callable[[], Load]) -> tuple[Load, float]:
     return result, (process_tree_cpu(pid) - before) * 1000 / max(result.requests, 1)
 
 
+_LOADS = ("direct", "via nginx", "our gateway", "floor", "naive gateway")
+
+
 @dataclass
 class Figures:
-    direct: Load
-    via_nginx: Load
-    gateway_cpu_ms: float
-    ours: Load
-    ours_cpu_ms: float
-    naive: Load
-    naive_cpu_ms: float
-    floor_cpu_ms: float
+    loads: dict[str, list[Load]]  # one per round
+    cpu_ms: dict[str, list[float]]  # the gateway's CPU per request, one per round
     hop_direct: list[float]
     hop_gateway: list[float]
     hop_naive: list[float]
@@ -237,8 +251,19 @@ class Figures:
     def non_2xx(self) -> int:
         return sum(self.failures.values())
 
+    def median(self, name: str, figure: Callable[[Load], float]) -> float:
+        """The median over the rounds of one figure of one load run."""
+        return statistics.median(figure(load) for load in self.loads[name])
 
-def measure(platform: Platform, workdir: Path, seconds: int, connections: int) -> Figures:
+    def ratio(self, name: str) -> float:
+        """Median over the rounds of this run's requests/s against the direct run's."""
+        pairs = zip(self.loads[name], self.loads["direct"], strict=True)
+        return statistics.median(load.rps / direct.rps for load, direct in pairs)
+
+
+def measure(
+    platform: Platform, workdir: Path, seconds: int, connections: int, rounds: int
+) -> Figures:
     load = wrk if shutil.which("wrk") else python_load
     ports = platform.config.ports
     with httpx.Client(base_url=platform.url, timeout=30) as api:
@@ -256,53 +281,46 @@ def measure(platform: Platform, workdir: Path, seconds: int, connections: int) -
         gateway_pid = platform.child("gateway").process.pid
         naive_process, naive_port = start_naive_gateway(platform, workdir)
         naive = f"http://127.0.0.1:{naive_port}{path}"
+        loads: dict[str, list[Load]] = {name: [] for name in _LOADS}
+        cpus: dict[str, list[float]] = {name: [] for name in _LOADS}
+        floor_url = f"http://127.0.0.1:{ports.gateway}/health/live"
+        runs: dict[str, tuple[int, str, dict[str, str]]] = {
+            "direct": (platform.child("courses").process.pid, direct, direct_headers),
+            "via nginx": (gateway_pid, platform.url + path, auth),
+            "our gateway": (gateway_pid, gateway, auth),
+            "floor": (gateway_pid, floor_url, {}),
+            "naive gateway": (naive_process.process.pid, naive, auth),
+        }
         try:
-            for url, headers in (
-                (direct, direct_headers),
-                (platform.url + path, auth),
-                (naive, auth),
-            ):
+            for _, url, headers in runs.values():
                 load(url, headers, 2, connections)  # warm-up
-            direct_load = load(direct, direct_headers, seconds, connections)
-            via_nginx, gateway_cpu = cpu_per_request(
-                gateway_pid, lambda: load(platform.url + path, auth, seconds, connections)
-            )
-            ours, ours_cpu = cpu_per_request(
-                gateway_pid, lambda: load(gateway, auth, seconds, connections)
-            )
-            floor_url = f"http://127.0.0.1:{ports.gateway}/health/live"
-            _, floor_cpu = cpu_per_request(
-                gateway_pid, lambda: load(floor_url, {}, seconds, connections)
-            )
-            naive_load, naive_cpu = cpu_per_request(
-                naive_process.process.pid, lambda: load(naive, auth, seconds, connections)
-            )
+            # Rounds, each running every load once: a slow spell of the machine hits
+            # all of them alike instead of one, and the medians drop it.
+            for _ in range(rounds):
+                for name, (pid, url, headers) in runs.items():
+                    result, cpu = cpu_per_request(
+                        pid, functools.partial(load, url, headers, seconds, connections)
+                    )
+                    loads[name].append(result)
+                    cpus[name].append(cpu)
             with httpx.Client(timeout=10) as raw:
-                hop_direct, bad1 = sequential(lambda: raw.get(direct, headers=direct_headers), 400)
-                hop_gateway, bad2 = sequential(lambda: raw.get(gateway, headers=auth), 400)
-                hop_naive, bad3 = sequential(lambda: raw.get(naive, headers=auth), 400)
+                (hop_direct, hop_gateway, hop_naive), bad_hops = interleaved(
+                    [
+                        lambda: raw.get(direct, headers=direct_headers),
+                        lambda: raw.get(gateway, headers=auth),
+                        lambda: raw.get(naive, headers=auth),
+                    ],
+                    400,
+                )
         finally:
             naive_process.stop()
-        paid, bad4 = mark_paid_latencies(api, auth, count=40)
-        logins, login_seconds, bad5 = login_rate(api, count=60)
-    failures = {
-        "direct": direct_load.non_2xx,
-        "via nginx": via_nginx.non_2xx,
-        "our gateway": ours.non_2xx,
-        "naive gateway": naive_load.non_2xx,
-        "unloaded hops": bad1 + bad2 + bad3,
-        "mark paid": bad4,
-        "logins": bad5,
-    }
+        paid, bad_paid = mark_paid_latencies(api, auth, count=40)
+        logins, login_seconds, bad_logins = login_rate(api, count=60)
+    failures = {name: sum(x.non_2xx for x in results) for name, results in loads.items()}
+    failures.update({"unloaded hops": bad_hops, "mark paid": bad_paid, "logins": bad_logins})
     return Figures(
-        direct_load,
-        via_nginx,
-        gateway_cpu,
-        ours,
-        ours_cpu,
-        naive_load,
-        naive_cpu,
-        floor_cpu,
+        loads,
+        cpus,
         hop_direct,
         hop_gateway,
         hop_naive,
@@ -322,18 +340,29 @@ def added(hop: list[float], base: list[float], q: float) -> str:
 
 
 def table(f: Figures) -> list[str]:
-    def ms(load: Load) -> str:
-        return f"{load.p50_ms:.2f} / {load.p99_ms:.2f}"
+    def ms(name: str) -> str:
+        return (
+            f"{f.median(name, lambda x: x.p50_ms):.2f} / {f.median(name, lambda x: x.p99_ms):.2f}"
+        )
 
+    def rps(name: str) -> str:
+        return f"{f.median(name, lambda x: x.rps):.0f}"
+
+    def cpu(name: str) -> str:
+        return f"{statistics.median(f.cpu_ms[name]):.2f}"
+
+    ours_vs_naive = statistics.median(
+        a / b for a, b in zip(f.cpu_ms["our gateway"], f.cpu_ms["naive gateway"], strict=True)
+    )
     return [
         row("measurement", "value", "target"),
         row("-" * 56, "-" * 15, "-" * 22),
-        row("direct courses GET: requests/s", f"{f.direct.rps:.0f}"),
-        row("direct courses GET: p50 / p99 ms", ms(f.direct)),
-        row("nginx→gateway→courses GET: requests/s", f"{f.via_nginx.rps:.0f}"),
-        row("nginx→gateway→courses GET: p50 / p99 ms", ms(f.via_nginx)),
-        row("gateway throughput / direct", f"{f.via_nginx.rps / f.direct.rps:.1%}", ">= 28%"),
-        row("gateway CPU per forwarded request (ms)", f"{f.gateway_cpu_ms:.2f}", "<= 0.8"),
+        row("direct courses GET: requests/s", rps("direct")),
+        row("direct courses GET: p50 / p99 ms", ms("direct")),
+        row("nginx→gateway→courses GET: requests/s", rps("via nginx")),
+        row("nginx→gateway→courses GET: p50 / p99 ms", ms("via nginx")),
+        row("gateway throughput / direct", f"{f.ratio('via nginx'):.1%}", ">= 28%"),
+        row("gateway CPU per forwarded request (ms)", cpu("via nginx"), "<= 0.8"),
         row(
             "unloaded added latency of the gateway hop p50 (ms)",
             added(f.hop_gateway, f.hop_direct, 0.5),
@@ -344,16 +373,16 @@ def table(f: Figures) -> list[str]:
             added(f.hop_gateway, f.hop_direct, 0.99),
         ),
         row("calibration, loaded on the gateways' own ports:", ""),
-        row("  floor: gateway GET /health/live CPU per request (ms)", f"{f.floor_cpu_ms:.2f}"),
+        row("  floor: gateway GET /health/live CPU per request (ms)", cpu("floor")),
         row(
             "  naive gateway: requests/s / direct",
-            f"{f.naive.rps / f.direct.rps:.1%}",
+            f"{f.ratio('naive gateway'):.1%}",
             "(issue: about 17%)",
         ),
-        row("  naive gateway CPU per request (ms)", f"{f.naive_cpu_ms:.2f}", "(issue: about 1.5)"),
-        row("  our gateway: requests/s / direct", f"{f.ours.rps / f.direct.rps:.1%}"),
-        row("  our gateway CPU per request (ms)", f"{f.ours_cpu_ms:.2f}"),
-        row("  our CPU / naive CPU", f"{f.ours_cpu_ms / f.naive_cpu_ms:.0%}", "(0.8 / 1.5 = 53%)"),
+        row("  naive gateway CPU per request (ms)", cpu("naive gateway"), "(issue: about 1.5)"),
+        row("  our gateway: requests/s / direct", f"{f.ratio('our gateway'):.1%}"),
+        row("  our gateway CPU per request (ms)", cpu("our gateway")),
+        row("  our CPU / naive CPU", f"{ours_vs_naive:.0%}", "(0.8 / 1.5 = 53%)"),
         row(
             "  naive gateway unloaded added latency p50 (ms)", added(f.hop_naive, f.hop_direct, 0.5)
         ),
@@ -371,20 +400,24 @@ def table(f: Figures) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--seconds", type=int, default=8)
+    parser.add_argument("--seconds", type=int, default=4, help="per load run")
+    parser.add_argument("--rounds", type=int, default=3, help="each load runs once a round")
     parser.add_argument("--connections", type=int, default=16)
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="bench-"))
     platform, mariadb, redis = start(workdir)
     try:
-        figures = measure(platform, workdir, args.seconds, args.connections)
+        figures = measure(platform, workdir, args.seconds, args.connections, args.rounds)
     finally:
         platform.stop()
         redis.stop()
         mariadb.stop()
         shutil.rmtree(workdir, ignore_errors=True)
     generator = "wrk" if shutil.which("wrk") else "python_load"
-    print(f"load generator: {generator}, {args.connections} connections, {args.seconds}s per run")
+    print(
+        f"load generator: {generator}, {args.connections} connections, "
+        f"{args.rounds} rounds of {args.seconds}s runs (medians)"
+    )
     print("\n".join(table(figures)))
     if figures.non_2xx:
         print("non-2xx by run:", ", ".join(f"{k} {v}" for k, v in figures.failures.items() if v))
