@@ -210,11 +210,14 @@ def _receive(sock: socket.socket, method: str) -> tuple[int, Headers, bytes, boo
     """Status, headers, body, and whether the connection may carry another request."""
     buffer = b""
     while True:
-        status, headers, buffer = _read_head(sock, buffer)
+        version, status, headers, buffer = _read_head(sock, buffer)
         if not 100 <= status < 200:
             break
-    fields = {name.lower(): value for name, value in headers}
-    keep_alive = b"close" not in fields.get(b"connection", b"").lower()
+    fields: dict[bytes, bytes] = {}
+    for name, value in headers:
+        if fields.setdefault(name.lower(), value) != value and name.lower() == b"content-length":
+            raise httpx.RemoteProtocolError("Conflicting Content-Length headers")
+    keep_alive = version == b"HTTP/1.1" and b"close" not in fields.get(b"connection", b"").lower()
     if method == "HEAD" or status in (204, 304):
         return status, headers, b"", keep_alive and not buffer
     encoding = fields.get(b"transfer-encoding")
@@ -232,7 +235,8 @@ def _receive(sock: socket.socket, method: str) -> tuple[int, Headers, bytes, boo
     return status, headers, body[: int(length)], keep_alive and len(body) == int(length)
 
 
-def _read_head(sock: socket.socket, buffer: bytes) -> tuple[int, Headers, bytes]:
+def _read_head(sock: socket.socket, buffer: bytes) -> tuple[bytes, int, Headers, bytes]:
+    """Version, status, headers, and the bytes read past the head."""
     while b"\r\n\r\n" not in buffer:
         if len(buffer) > MAX_HEAD_BYTES:
             raise httpx.RemoteProtocolError("Response head too large")
@@ -256,9 +260,7 @@ def _read_head(sock: socket.socket, buffer: bytes) -> tuple[int, Headers, bytes]
         if not colon or not _TOKEN.fullmatch(name):
             raise httpx.RemoteProtocolError("Malformed header line")
         headers.append((name, value.strip(b" \t")))
-    if version == b"HTTP/1.0":
-        headers.append((b"Connection", b"close"))
-    return int(code), headers, rest
+    return version, int(code), headers, rest
 
 
 def _read_exactly(sock: socket.socket, buffer: bytes, length: int) -> bytes:

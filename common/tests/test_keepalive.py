@@ -229,6 +229,7 @@ def test_bodiless_answers_keep_the_connection(serve, transport):
         b"HTTP/1.1 2x0 OK\r\nContent-Length: 0\r\n\r\n",
         b"HTTP/1.1 200 OK\r\nBad Header: 1\r\nContent-Length: 0\r\n\r\n",
         b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 4\r\n\r\nokok",
         b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort",  # then closed
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0x5\r\nhello\r\n0\r\n\r\n",
@@ -239,6 +240,7 @@ def test_bodiless_answers_keep_the_connection(serve, transport):
         "status",
         "header-name",
         "length",
+        "two-lengths",
         "truncated",
         "encoding",
         "chunk-size",
