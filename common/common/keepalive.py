@@ -100,8 +100,8 @@ class KeepAliveTransport(httpx.BaseTransport):
         except _ServerClosed:
             if not reused or request.method.encode() not in _IDEMPOTENT:
                 raise httpx.RemoteProtocolError("Server disconnected without a response") from None
-        # The server dropped a kept-alive connection just as we reused it; it never
-        # saw the request, so it is safe to send again on a fresh one.
+        # The server dropped a kept-alive connection as we reused it, without a byte of
+        # answer (usually its keep-alive timeout): an idempotent request may go again.
         connection, _ = self._checkout(address, timeout.get("connect"), fresh=True)
         try:
             return self._exchange(request, address, connection, payload, timeout)
