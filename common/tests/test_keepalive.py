@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from common.devservers import free_port
+from common.devservers import free_port, wait_until
 from common.keepalive import KeepAliveTransport
 
 
@@ -314,3 +314,31 @@ def test_concurrent_callers_each_get_their_own_answer(serve):
             answers = list(pool.map(call, range(400)))
     assert answers == [f"POST /{n} HTTP/1.1|{n}" for n in range(400)]
     assert server.connections <= 8
+
+
+def test_no_more_idle_connections_are_kept_than_max_idle(serve):
+    """Two calls at once open two connections; with ``max_idle=1`` the transport
+    keeps one for reuse and closes the other."""
+    box: list[ScriptedServer] = []
+    both_arrived = threading.Barrier(2, timeout=5)
+    closed_by_client = []
+
+    def answer_when_both_are_in(peer: Peer) -> None:
+        first = True
+        while (request := peer.read_request()) is not None:
+            box[0].requests.append(request)
+            if first:
+                both_arrived.wait()  # the two first requests are in flight together
+                first = False
+            peer.send(answer(b"ok"))
+        closed_by_client.append(peer)
+
+    box.append(serve(answer_when_both_are_in))
+    with httpx.Client(transport=KeepAliveTransport(max_idle=1), timeout=5) as client:
+        with ThreadPoolExecutor(2) as pool:
+            assert list(pool.map(lambda _: client.get(box[0].url).text, range(2))) == ["ok"] * 2
+        wait_until(
+            lambda: len(closed_by_client) == 1, timeout=5, what="the extra connection closed"
+        )
+        assert [client.get(box[0].url).text for _ in range(3)] == ["ok"] * 3
+    assert box[0].connections == 2
