@@ -232,9 +232,6 @@ def cpu_per_request(pid: int, run: Callable[[], Load]) -> tuple[Load, float]:
     return result, (process_tree_cpu(pid) - before) * 1000 / max(result.requests, 1)
 
 
-_LOADS = ("direct", "via nginx", "our gateway", "floor", "naive gateway")
-
-
 @dataclass
 class Figures:
     loads: dict[str, list[Load]]  # one per round
@@ -281,8 +278,6 @@ def measure(
         gateway_pid = platform.child("gateway").process.pid
         naive_process, naive_port = start_naive_gateway(platform, workdir)
         naive = f"http://127.0.0.1:{naive_port}{path}"
-        loads: dict[str, list[Load]] = {name: [] for name in _LOADS}
-        cpus: dict[str, list[float]] = {name: [] for name in _LOADS}
         floor_url = f"http://127.0.0.1:{ports.gateway}/health/live"
         runs: dict[str, tuple[int, str, dict[str, str]]] = {
             "direct": (platform.child("courses").process.pid, direct, direct_headers),
@@ -291,6 +286,8 @@ def measure(
             "floor": (gateway_pid, floor_url, {}),
             "naive gateway": (naive_process.process.pid, naive, auth),
         }
+        loads: dict[str, list[Load]] = {name: [] for name in runs}
+        cpus: dict[str, list[float]] = {name: [] for name in runs}
         try:
             for _, url, headers in runs.values():
                 load(url, headers, 2, connections)  # warm-up

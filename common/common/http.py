@@ -38,13 +38,13 @@ class ServiceClient:
         *,
         timeout: float = 5.0,
         connect_timeout: float = 2.0,
-        max_connections: int = 100,  # kept idle; in use at once is bounded by the callers' threads
+        max_idle: int = 100,  # in use at once is bounded by the callers' threads
         internal_key: str = "",
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._timeout = httpx.Timeout(timeout, connect=connect_timeout).as_dict()
         self._fixed_headers = {INTERNAL_KEY_HEADER: internal_key} if internal_key else {}
-        self._transport = KeepAliveTransport(max_idle=max_connections)
+        self._transport = KeepAliveTransport(max_idle=max_idle)
 
     def request(
         self,

@@ -157,7 +157,9 @@ class KeepAliveTransport(httpx.BaseTransport):
         return _Connection(sock), False
 
     def _checkin(self, address: tuple[str, int], connection: _Connection) -> None:
-        idle = self._idle.setdefault(address, deque())
+        idle = self._idle.get(address)
+        if idle is None:
+            idle = self._idle.setdefault(address, deque())
         if len(idle) < self._max_idle:
             idle.append(connection)
         else:

@@ -27,7 +27,7 @@ class Upstream:
     ) -> None:
         self.name = name
         self.client = ServiceClient(
-            base_url, timeout=timeout, max_connections=pool_size, internal_key=internal_key
+            base_url, timeout=timeout, max_idle=pool_size, internal_key=internal_key
         )
 
     def call(
