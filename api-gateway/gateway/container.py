@@ -5,6 +5,7 @@ from typing import Any
 from dependency_injector import containers, providers
 
 from gateway.adapters.state import GatewayState, connect, in_process
+from gateway.adapters.tracked import TrackedReads
 from gateway.adapters.upstream import Upstream
 from gateway.settings import GatewaySettings
 
@@ -23,6 +24,11 @@ def _redis(settings: GatewaySettings) -> Any:
     return connect(settings.redis_url) if settings.redis_url else in_process()
 
 
+def _tracked(client: Any, settings: GatewaySettings) -> TrackedReads | None:
+    # fakeredis (the in-process store) has no CLIENT TRACKING; it is one process anyway.
+    return TrackedReads(client) if settings.redis_url else None
+
+
 class Container(containers.DeclarativeContainer):
     settings = providers.Dependency(instance_of=GatewaySettings)
     users = providers.Singleton(_upstream, "users", settings.provided.users_url, settings)
@@ -31,4 +37,5 @@ class Container(containers.DeclarativeContainer):
         _upstream, "enrolments", settings.provided.enrolments_url, settings
     )
     redis = providers.Singleton(_redis, settings)
-    state = providers.Singleton(GatewayState, redis)
+    tracked = providers.Singleton(_tracked, redis, settings)
+    state = providers.Singleton(GatewayState, redis, tracked)

@@ -5,10 +5,12 @@ session id ``sid`` and ``iat_ms`` (issue time in milliseconds, compared with the
 user's ``tokens_valid_after``). Refresh tokens carry ``sub``, ``sid``, ``jti``,
 ``iat_ms`` and the CSRF value of the double-submit cookie.
 
-Every verified token, access or refresh, goes through :func:`token_revoked`: one
-Redis round trip (a pipeline) answers "blocklisted?", "session alive?" and
-"tokens_valid_after?"; only a cache miss of the last costs a call to the users
-service, and its answer is cached for ``TVA_CACHE_SECONDS``.
+Every verified token, access or refresh, goes through :func:`token_revoked`, which
+asks the shared store "blocklisted?", "session alive?" and "tokens_valid_after?".
+With Redis the answers come from a local copy that Redis invalidates the moment a
+key changes (:mod:`gateway.adapters.tracked`), so most requests make no round trip
+and a revocation still counts from the next request. Only a miss of the last costs
+a call to the users service, and its answer is cached for ``TVA_CACHE_SECONDS``.
 """
 
 from __future__ import annotations

@@ -182,10 +182,13 @@ class MariaDB:
 
 
 class Redis:
-    def __init__(self, workdir: Path | None = None, port: int | None = None) -> None:
+    def __init__(
+        self, workdir: Path | None = None, port: int | None = None, extra_args: Sequence[str] = ()
+    ) -> None:
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="redis-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
+        self.extra_args = tuple(extra_args)
         self._process: ManagedProcess | None = None
 
     @property
@@ -205,6 +208,7 @@ class Redis:
             "no",
             "--dir",
             str(self.workdir),
+            *self.extra_args,
         ]
         self._process = ManagedProcess("redis", argv, self.workdir / "redis.log")
         wait_until(self._ready, timeout=20, what="Redis")

@@ -30,6 +30,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from gateway.adapters.tracked import TrackedReads
 from users.domain import canonical_identifier
 
 log = logging.getLogger(__name__)
@@ -221,8 +222,10 @@ class MfaAttempt:
 
 
 class GatewayState:
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: redis.Redis, tracked: TrackedReads | None = None) -> None:
         self.redis = client
+        # None (the in-process store, tests of the plain path): every check asks Redis.
+        self._tracked = tracked
         self._rotate = client.register_script(_ROTATE)
         self._mfa_attempt = client.register_script(_MFA_ATTEMPT)
         self._failure = client.register_script(_FAILURE)
@@ -232,14 +235,23 @@ class GatewayState:
         self._prime_tva = client.register_script(_PRIME_TVA)
         self._invalidate = client.register_script(_INVALIDATE)
 
-    # -- per-request check (one round trip) ------------------------------------------------
+    # -- per-request check (a local copy kept exact by Redis; else one round trip) ---------
 
     def token_status(self, jti: str, user_id: str, session_id: str) -> TokenStatus:
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.exists(f"{PREFIX}bl:{jti}")
-        pipe.get(f"{PREFIX}tva:{user_id}")
-        pipe.exists(f"{PREFIX}sess:{session_id}")
-        blocked, tva, alive = pipe.execute()
+        blocklist, tva_key, session = (
+            f"{PREFIX}bl:{jti}",
+            f"{PREFIX}tva:{user_id}",
+            f"{PREFIX}sess:{session_id}",
+        )
+        if self._tracked is not None:
+            known = self._tracked.read((tva_key,), (blocklist, session))
+            blocked, tva, alive = known[blocklist][0], known[tva_key][1], known[session][0]
+        else:
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.exists(blocklist)
+            pipe.get(tva_key)
+            pipe.exists(session)
+            blocked, tva, alive = pipe.execute()
         value: int | str | None = None
         if tva is not None:
             value = DELETED if tva == DELETED else int(tva)

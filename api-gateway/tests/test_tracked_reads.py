@@ -1,0 +1,217 @@
+"""The local copy of the token-check keys (gateway/adapters/tracked.py) against a real
+Redis: it answers without a round trip, and it is never staler than Redis says."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from common.devservers import Redis
+from gateway.adapters.state import GatewayState, connect, now_ms
+from gateway.adapters.tracked import LISTENER_NAME, READER_NAME, TrackedReads
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Redis]:
+    # Our own server: DEBUG (to stop active expiry) and command counters per test.
+    instance = Redis(
+        Path(tmp_path_factory.mktemp("tracked-redis")), extra_args=["--enable-debug-command", "yes"]
+    ).start()
+    yield instance
+    instance.stop()
+
+
+@pytest.fixture
+def store(server: Redis) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(server.url, decode_responses=True)
+    client.flushdb()
+    client.config_resetstat()
+    yield client
+    client.execute_command("DEBUG", "SET-ACTIVE-EXPIRE", 1)
+    client.close()
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def reads(server: Redis) -> Iterator[TrackedReads]:
+    tracked = TrackedReads(connect(server.url), max_age=60)
+    yield tracked
+    tracked.close()
+
+
+def pttl_calls(store: redis.Redis) -> int:
+    return int(store.info("commandstats").get("cmdstat_pttl", {}).get("calls", 0))
+
+
+def client_id(store: redis.Redis, name: str) -> int:
+    return next(int(c["id"]) for c in store.client_list() if c["name"] == name)
+
+
+def test_a_repeated_read_is_answered_without_redis(store: redis.Redis, reads: TrackedReads):
+    store.set("k", "v")
+    assert reads.read(("k",), ("absent",)) == {"k": (True, "v"), "absent": (False, None)}
+    asked = pttl_calls(store)
+    for _ in range(50):
+        assert reads.read(("k",), ("absent",)) == {"k": (True, "v"), "absent": (False, None)}
+    assert pttl_calls(store) == asked
+
+
+@pytest.mark.parametrize(
+    "write",
+    [
+        lambda s: s.set("k", "new"),
+        lambda s: s.delete("k"),
+        lambda s: s.set("absent", "now here"),
+        lambda s: s.hset("absent", "uid", "u-1"),
+        lambda s: s.eval("redis.call('DEL', KEYS[1])", 1, "k"),
+    ],
+    ids=["set", "delete", "create", "create-hash", "lua-script"],
+)
+def test_a_write_is_seen_by_the_very_next_read(store: redis.Redis, reads: TrackedReads, write):
+    store.set("k", "v")
+    reads.read(("k",), ("absent",))
+    write(store)
+    answer = reads.read(("k",), ("absent",))
+    assert answer["k"] == (store.exists("k") == 1, store.get("k"))
+    assert answer["absent"][0] == (store.exists("absent") == 1)
+
+
+def test_every_acknowledged_write_is_seen_while_other_threads_read(
+    store: redis.Redis, reads: TrackedReads
+):
+    # Other threads keep re-filling the copy between the writes; a push applied between
+    # a read and the storing of its answer would leave an old value behind.
+    done = threading.Event()
+
+    def keep_reading() -> None:
+        while not done.is_set():
+            reads.read(("counter",))
+
+    readers = [threading.Thread(target=keep_reading) for _ in range(4)]
+    for thread in readers:
+        thread.start()
+    try:
+        for number in range(300):
+            store.set("counter", number)
+            assert reads.read(("counter",))["counter"] == (True, str(number))
+    finally:
+        done.set()
+        for thread in readers:
+            thread.join()
+
+
+def test_an_entry_ends_with_its_keys_ttl_even_before_redis_expires_it(
+    store: redis.Redis, reads: TrackedReads
+):
+    store.execute_command("DEBUG", "SET-ACTIVE-EXPIRE", 0)  # Redis would only expire on access
+    store.set("session", "1", px=200)
+    assert reads.read((), ("session",))["session"] == (True, None)
+    time.sleep(0.3)
+    assert reads.read((), ("session",))["session"] == (False, None)
+
+
+def test_a_lost_listener_drops_the_copy(store: redis.Redis, reads: TrackedReads):
+    store.set("k", "v")
+    reads.read(("k",))
+    store.client_kill_filter(_id=client_id(store, LISTENER_NAME))
+    store.set("k", "changed while nobody listened")
+    assert reads.read(("k",))["k"] == (True, "changed while nobody listened")
+    # ...and the new pair of connections tracks again.
+    store.set("k", "after")
+    assert reads.read(("k",))["k"] == (True, "after")
+
+
+def test_a_lost_reader_starts_a_new_tracked_pair(store: redis.Redis, reads: TrackedReads):
+    store.set("k", "v")
+    reads.read(("k",))
+    store.client_kill_filter(_id=client_id(store, READER_NAME))
+    store.set("absent", "x")  # a key first read after the reader came back
+    assert reads.read(("absent",))["absent"] == (True, "x")
+    store.set("absent", "y")
+    assert reads.read(("absent",))["absent"] == (True, "y")
+
+
+def test_a_flush_empties_the_copy(store: redis.Redis, reads: TrackedReads):
+    store.set("k", "v")
+    reads.read(("k",))
+    store.flushdb()
+    assert reads.read(("k",))["k"] == (False, None)
+
+
+def test_max_age_bounds_a_silent_loss_of_pushes(store: redis.Redis, server: Redis):
+    clock = FakeClock()
+    reads = TrackedReads(connect(server.url), max_age=5, clock=clock)
+    try:
+        store.set("k", "v")
+        reads.read(("k",))
+        # A listener that stopped hearing pushes without its socket closing (the case
+        # a fail-over can leave): only the age limit brings the truth back.
+        reads._listener.send_command("UNSUBSCRIBE")  # noqa: SLF001 - simulating the loss
+        reads._listener.read_response()  # noqa: SLF001
+        store.set("k", "changed")
+        clock.now += 4.9
+        assert reads.read(("k",))["k"] == (True, "v")
+        clock.now += 0.2
+        assert reads.read(("k",))["k"] == (True, "changed")
+    finally:
+        reads.close()
+
+
+def test_the_copy_is_bounded(store: redis.Redis, server: Redis):
+    reads = TrackedReads(connect(server.url), max_entries=3)
+    try:
+        for number in range(10):
+            reads.read((f"k{number}",))
+        assert reads.entries() == 3
+    finally:
+        reads.close()
+
+
+def test_redis_down_is_an_error_not_an_old_answer(tmp_path: Path):
+    lone = Redis(tmp_path).start()
+    reads = TrackedReads(connect(lone.url))
+    try:
+        redis.Redis.from_url(lone.url).set("k", "v")
+        reads.read(("k",))
+        lone.stop()
+        with pytest.raises(redis.RedisError):
+            reads.read(("k",))
+    finally:
+        reads.close()
+        lone.stop()
+
+
+def test_revoking_a_session_is_seen_by_the_next_token_check(server: Redis, store: redis.Redis):
+    client = connect(server.url)
+    state = GatewayState(client, TrackedReads(client))
+    session_id, _ = state.create_session(
+        user_id="u-1",
+        role="user",
+        amr=["pwd"],
+        refresh_jti="r-1",
+        ip="127.0.0.1",
+        user_agent="test",
+        idle_seconds=3600,
+        absolute_seconds=3600,
+        started_ms=now_ms(),
+    )
+    state.cache_tokens_valid_after("u-1", 0)
+    assert state.token_status("a-1", "u-1", session_id).session_alive
+    state.blocklist("a-1", int(time.time()) + 60)
+    assert state.token_status("a-1", "u-1", session_id).blocklisted
+    state.cache_tokens_valid_after("u-1", 123)
+    assert state.token_status("a-2", "u-1", session_id).tokens_valid_after == 123
+    assert state.revoke_session(session_id, "u-1")
+    assert not state.token_status("a-2", "u-1", session_id).session_alive
