@@ -13,7 +13,7 @@ import redis
 
 from common.devservers import Redis
 from gateway.adapters.state import GatewayState, connect, now_ms
-from gateway.adapters.tracked import LISTENER_NAME, READER_NAME, TrackedReads
+from gateway.adapters.tracked import BACKLOG_LIMIT, LISTENER_NAME, READER_NAME, TrackedReads
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +92,9 @@ def test_every_acknowledged_write_is_seen_while_other_threads_read(
     store: redis.Redis, reads: TrackedReads
 ):
     # Other threads keep re-filling the copy between the writes; a push applied between
-    # a read and the storing of its answer would leave an old value behind.
+    # a read and the storing of its answer would leave an old value behind. (Without the
+    # fence this failed once in a loaded run: Redis may write the SET's reply before the
+    # push.)
     done = threading.Event()
 
     def keep_reading() -> None:
@@ -105,6 +107,7 @@ def test_every_acknowledged_write_is_seen_while_other_threads_read(
     try:
         for number in range(300):
             store.set("counter", number)
+            store.ping()  # the fence every revoking write in GatewayState ends with
             assert reads.read(("counter",))["counter"] == (True, str(number))
     finally:
         done.set()
@@ -169,6 +172,17 @@ def test_max_age_bounds_a_silent_loss_of_pushes(store: redis.Redis, server: Redi
         reads.close()
 
 
+def test_a_long_backlog_of_pushes_drops_the_whole_copy(store: redis.Redis, reads: TrackedReads):
+    reads.read(("untouched",))
+    for number in range(BACKLOG_LIMIT + 1):
+        reads.read((f"k{number}",))
+    store.mset({f"k{number}": "x" for number in range(BACKLOG_LIMIT + 1)})
+    store.ping()
+    asked = pttl_calls(store)
+    reads.read(("untouched",))
+    assert pttl_calls(store) == asked + 1
+
+
 def test_the_copy_is_bounded(store: redis.Redis, server: Redis):
     reads = TrackedReads(connect(server.url), max_entries=3)
     try:
@@ -215,3 +229,39 @@ def test_revoking_a_session_is_seen_by_the_next_token_check(server: Redis, store
     assert state.token_status("a-2", "u-1", session_id).tokens_valid_after == 123
     assert state.revoke_session(session_id, "u-1")
     assert not state.token_status("a-2", "u-1", session_id).session_alive
+
+
+def test_every_revoking_write_is_fenced(server: Redis, store: redis.Redis):
+    client = connect(server.url)
+    state = GatewayState(client, TrackedReads(client))
+    session_id, _ = state.create_session(
+        user_id="u-2",
+        role="user",
+        amr=["pwd"],
+        refresh_jti="r-2",
+        ip="127.0.0.1",
+        user_agent="test",
+        idle_seconds=3600,
+        absolute_seconds=3600,
+        started_ms=now_ms(),
+    )
+    revocations = [
+        lambda: state.blocklist("a-3", int(time.time()) + 60),
+        lambda: state.cache_tokens_valid_after("u-2", 5),
+        lambda: state.prime_tokens_valid_after("u-2", 6, now_ms()),
+        lambda: state.rotate(
+            session_id=session_id,
+            user_id="u-2",
+            presented_jti="not-current",
+            new_jti="r-3",
+            idle_seconds=60,
+            ip="127.0.0.1",
+            user_agent="test",
+        ),
+        lambda: state.revoke_session(session_id, "u-2"),
+        lambda: state.invalidate_user("u-2"),
+    ]
+    for revoke in revocations:
+        pings = int(store.info("commandstats").get("cmdstat_ping", {}).get("calls", 0))
+        revoke()
+        assert store.info("commandstats")["cmdstat_ping"]["calls"] == pings + 1

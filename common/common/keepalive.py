@@ -21,6 +21,7 @@ import re
 import socket
 import struct
 from collections import deque
+from collections.abc import Iterable, Mapping
 
 import httpx
 
@@ -29,11 +30,13 @@ _READ_SIZE = 64 * 1024
 _IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE"})
 # A CR, LF or NUL inside a header would let one request smuggle another.
 _UNSAFE_HEADER = re.compile(rb"[\r\n\0]")
+_UNSAFE_TARGET = re.compile(rb"[\s\0]")
 _HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _STALE_ERRNOS = frozenset({errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED})
 
 Timeouts = tuple[float | None, float | None]
+Headers = list[tuple[bytes, bytes]]
 
 
 class _ServerClosed(Exception):
@@ -91,41 +94,12 @@ class KeepAliveTransport(httpx.BaseTransport):
         url = request.url
         if url.scheme != "http":
             raise httpx.UnsupportedProtocol(f"{url.scheme!r} is not served by this transport")
-        address = (url.host, url.port or 80)
-        timeout = request.extensions.get("timeout", {})
-        payload = _encode(request)
-        connection, reused = self._checkout(address, timeout.get("connect"))
-        try:
-            return self._exchange(request, address, connection, payload, timeout)
-        except _ServerClosed:
-            if not reused or request.method.encode() not in _IDEMPOTENT:
-                raise httpx.RemoteProtocolError("Server disconnected without a response") from None
-        # The server dropped a kept-alive connection as we reused it, without a byte of
-        # answer (usually its keep-alive timeout): an idempotent request may go again.
-        connection, _ = self._checkout(address, timeout.get("connect"), fresh=True)
-        try:
-            return self._exchange(request, address, connection, payload, timeout)
-        except _ServerClosed:
-            raise httpx.RemoteProtocolError("Server disconnected without a response") from None
-
-    def _exchange(
-        self,
-        request: httpx.Request,
-        address: tuple[str, int],
-        connection: _Connection,
-        payload: bytes,
-        timeout: dict[str, float | None],
-    ) -> httpx.Response:
-        reusable = False
-        try:
-            connection.apply((timeout.get("read"), timeout.get("write")))
-            _send(connection.sock, payload)
-            status, headers, body, reusable = _receive(connection.sock, request.method)
-        finally:
-            if reusable:
-                self._checkin(address, connection)
-            else:
-                connection.close()
+        status, headers, body = self.exchange(
+            (url.host, url.port or 80),
+            request.method,
+            _encode(request),
+            request.extensions.get("timeout", {}),
+        )
         return httpx.Response(
             status,
             headers=headers,
@@ -133,6 +107,49 @@ class KeepAliveTransport(httpx.BaseTransport):
             request=request,
             extensions={"http_version": b"HTTP/1.1"},
         )
+
+    def exchange(
+        self,
+        address: tuple[str, int],
+        method: str,
+        payload: bytes,
+        timeout: Mapping[str, float | None],
+    ) -> tuple[int, Headers, bytes]:
+        """Send ``payload`` (a whole encoded request; see :func:`encode_head`) and read
+        the answer: status, headers, body. Failures are httpx transport errors."""
+        connection, reused = self._checkout(address, timeout.get("connect"))
+        try:
+            return self._exchange(method, address, connection, payload, timeout)
+        except _ServerClosed:
+            if not reused or method.encode() not in _IDEMPOTENT:
+                raise httpx.RemoteProtocolError("Server disconnected without a response") from None
+        # The server dropped a kept-alive connection as we reused it, without a byte of
+        # answer (usually its keep-alive timeout): an idempotent request may go again.
+        connection, _ = self._checkout(address, timeout.get("connect"), fresh=True)
+        try:
+            return self._exchange(method, address, connection, payload, timeout)
+        except _ServerClosed:
+            raise httpx.RemoteProtocolError("Server disconnected without a response") from None
+
+    def _exchange(
+        self,
+        method: str,
+        address: tuple[str, int],
+        connection: _Connection,
+        payload: bytes,
+        timeout: Mapping[str, float | None],
+    ) -> tuple[int, Headers, bytes]:
+        reusable = False
+        try:
+            connection.apply((timeout.get("read"), timeout.get("write")))
+            _send(connection.sock, payload)
+            status, headers, body, reusable = _receive(connection.sock, method)
+        finally:
+            if reusable:
+                self._checkin(address, connection)
+            else:
+                connection.close()
+        return status, headers, body
 
     def _checkout(
         self, address: tuple[str, int], connect_timeout: float | None, fresh: bool = False
@@ -174,15 +191,24 @@ class KeepAliveTransport(httpx.BaseTransport):
                     break
 
 
+def encode_head(method: str, target: bytes, headers: Iterable[tuple[bytes, bytes]]) -> bytes:
+    """Request line and headers, ending with the empty line; refuses what could smuggle
+    a second request (CR, LF or NUL in a header, whitespace in the target)."""
+    if _UNSAFE_TARGET.search(target):
+        raise httpx.LocalProtocolError("The request target cannot contain whitespace or NUL")
+    lines = [b"%s %s HTTP/1.1" % (method.encode(), target)]
+    for name, value in headers:
+        if _UNSAFE_HEADER.search(name) or _UNSAFE_HEADER.search(value):
+            raise httpx.LocalProtocolError("Header names and values cannot contain CR, LF or NUL")
+        lines.append(b"%s: %s" % (name, value))
+    lines.append(b"\r\n")
+    return b"\r\n".join(lines)
+
+
 def _encode(request: httpx.Request) -> bytes:
-    """Request line, headers and body as one buffer: one ``send`` per request."""
+    """Head and body as one buffer: one ``send`` per request."""
     body = request.read()
-    raw = request.headers.raw
-    if any(_UNSAFE_HEADER.search(name + value) for name, value in raw):
-        raise httpx.LocalProtocolError("Header names and values cannot contain CR, LF or NUL")
-    lines = [b"%s %s HTTP/1.1" % (request.method.encode(), request.url.raw_path)]
-    lines.extend(b"%s: %s" % pair for pair in raw)
-    return b"\r\n".join(lines) + b"\r\n\r\n" + body
+    return encode_head(request.method, request.url.raw_path, request.headers.raw) + body
 
 
 def _send(sock: socket.socket, payload: bytes) -> None:
@@ -203,9 +229,6 @@ def _recv(sock: socket.socket) -> bytes:
         raise httpx.ReadTimeout("Timed out waiting for the response") from exc
     except OSError as exc:
         raise httpx.ReadError(str(exc)) from exc
-
-
-Headers = list[tuple[bytes, bytes]]
 
 
 def _receive(sock: socket.socket, method: str) -> tuple[int, Headers, bytes, bool]:

@@ -259,6 +259,7 @@ class GatewayState:
 
     def cache_tokens_valid_after(self, user_id: str, value: int | str) -> None:
         self.redis.set(f"{PREFIX}tva:{user_id}", value, ex=TVA_CACHE_SECONDS)
+        self._fence()
 
     def prime_tokens_valid_after(self, user_id: str, value: int, started_ms: int) -> None:
         """Cache the value a login's check returned, unless an invalidation since
@@ -267,9 +268,11 @@ class GatewayState:
             keys=[f"{PREFIX}tva:{user_id}", f"{PREFIX}inv:{user_id}"],
             args=[started_ms, value, TVA_CACHE_SECONDS],
         )
+        self._fence()
 
     def blocklist(self, jti: str, expires_at: int) -> None:
         self.redis.set(f"{PREFIX}bl:{jti}", "1", exat=max(expires_at, int(time.time()) + 1))
+        self._fence()
 
     def invalidate_user(self, user_id: str) -> int:
         """The users service changed something that ends the user's sessions: drop the
@@ -279,7 +282,17 @@ class GatewayState:
             keys=[f"{PREFIX}inv:{user_id}", f"{PREFIX}tva:{user_id}", f"{PREFIX}us:{user_id}"],
             args=[now_ms(), INVALIDATION_MEMORY_SECONDS, f"{PREFIX}sess:"],
         )
+        self._fence()
         return int(removed)
+
+    def _fence(self) -> None:
+        """Return only once Redis has sent every other worker the invalidation pushes of
+        the write just made, so the tracked copies cannot answer a later request with
+        the old value. Redis flushes a command's reply and the pushes it caused in the
+        same event-loop pass, but in no set order; a command it answers after that reply
+        arrived is processed in a later pass, after both were written."""
+        if self._tracked is not None:
+            self.redis.ping()
 
     # -- sessions -------------------------------------------------------------------------
 
@@ -357,6 +370,7 @@ class GatewayState:
         )
         status = int(result[0])
         if status == -1:
+            self._fence()  # the whole family was just revoked
             return Rotation("reuse")
         if status == 0:
             return Rotation("gone")
@@ -368,6 +382,7 @@ class GatewayState:
             keys=[f"{PREFIX}sess:{session_id}", f"{PREFIX}us:{user_id}"],
             args=[user_id, session_id],
         )
+        self._fence()
         return bool(revoked)
 
     def sessions(self, user_id: str) -> list[dict[str, Any]]:

@@ -42,6 +42,7 @@ LISTENER_NAME = "gateway-tracking-listener"
 READER_NAME = "gateway-tracked-reader"
 DEFAULT_MAX_AGE_SECONDS = 5.0
 DEFAULT_MAX_ENTRIES = 50_000
+BACKLOG_LIMIT = 1000  # pushes applied in one go before the whole copy is distrusted
 _MISSING = -2  # PTTL's answer for a key that does not exist
 
 
@@ -162,7 +163,13 @@ class TrackedReads:
         listener = self._listener
         if listener is None:
             return
+        applied = 0
         while listener.can_read(timeout=0):
+            applied += 1
+            if applied > BACKLOG_LIMIT:
+                # A backlog this long may not all have fit in the socket yet: the rest
+                # could still wait in Redis. Forget everything rather than trust it.
+                self._entries.clear()
             message = listener.read_response()
             if not isinstance(message, list) or len(message) != 3 or message[0] != "message":
                 continue
