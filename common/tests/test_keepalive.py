@@ -13,7 +13,9 @@ import httpx
 import pytest
 
 from common.devservers import free_port, wait_until
-from common.keepalive import KeepAliveTransport
+from common.http import ServiceClient
+from common.keepalive import KeepAliveTransport, encode_head
+from common.request_context import set_request_id
 
 
 class Peer:
@@ -342,3 +344,53 @@ def test_no_more_idle_connections_are_kept_than_max_idle(serve):
         )
         assert [client.get(box[0].url).text for _ in range(3)] == ["ok"] * 3
     assert box[0].connections == 2
+
+
+# -- ServiceClient: the bytes it writes itself -------------------------------------------------
+
+
+def test_service_client_writes_what_httpx_would(serve):
+    server = echo_server(serve)
+    with ServiceClient(server.url + "/base/", internal_key="k" * 32) as client:
+        set_request_id("rid-1")
+        client.request("GET", "/a b/ż", params={"flag": True, "q": "x y", "many": [1, 2]})
+        client.request("POST", "/json", json={"name": "Zoë", "n": 1})
+        client.request("POST", "/empty")
+        client.request("GET", "/raw", params="page=2&q=%20a")
+    (get, get_headers, _), (post, post_headers, body), (empty, empty_headers, _), (raw, *_) = (
+        server.requests
+    )
+    assert get == "GET /base/a%20b/%C5%BC?flag=true&q=x+y&many=1&many=2 HTTP/1.1"
+    assert get_headers["host"] == server.url.removeprefix("http://")
+    assert (get_headers["x-request-id"], get_headers["x-internal-key"]) == ("rid-1", "k" * 32)
+    assert "content-length" not in get_headers
+    assert post == "POST /base/json HTTP/1.1"
+    assert body == '{"name":"Zoë","n":1}'.encode()
+    assert post_headers["content-type"] == "application/json"
+    assert post_headers["content-length"] == str(len(body))
+    assert (empty, empty_headers["content-length"]) == ("POST /base/empty HTTP/1.1", "0")
+    assert raw == "GET /base/raw?page=2&q=%20a HTTP/1.1"
+
+
+def test_service_client_refuses_to_smuggle_a_header(serve):
+    server = echo_server(serve)
+    with ServiceClient(server.url) as client:
+        with pytest.raises(httpx.LocalProtocolError):
+            client.request("GET", "/x", headers={"X-User-Id": "u\r\nX-Role: admin"})
+        assert server.requests == []
+        # In the target, CR and LF are escaped like any other byte: data, not a header.
+        client.request("GET", "/x", params="a=1 HTTP/1.1\r\nX-Role: admin\r\n")
+    [(line, headers, _)] = server.requests
+    assert line == "GET /x?a=1%20HTTP/1.1%0D%0AX-Role:%20admin%0D%0A HTTP/1.1"
+    assert "x-role" not in headers
+
+
+def test_service_client_takes_only_plain_http_urls():
+    with pytest.raises(ValueError, match="plain http"):
+        ServiceClient("https://billing.example.com")
+
+
+@pytest.mark.parametrize("target", [b"/a b", b"/a\r\nX: y", b"/a\0"])
+def test_a_target_that_could_split_the_request_line_is_refused(target):
+    with pytest.raises(httpx.LocalProtocolError):
+        encode_head("GET", target, [])
