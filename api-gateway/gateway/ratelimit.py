@@ -58,9 +58,7 @@ def init_rate_limits(app: Flask, settings: GatewaySettings) -> Limiter:
         swallow_errors=False,
         headers_enabled=False,
     )
-    # The limited routes are checked by their own decorator (below); the app-wide
-    # before_request check would only cost every forwarded request its time.
-    app.before_request_funcs[None].remove(limiter._check_request_limit)
+    _drop_app_wide_hooks(app, limiter)
     _limit_routes(app, limiter, settings)
 
     @app.errorhandler(RateLimitExceeded)
@@ -79,6 +77,24 @@ def init_rate_limits(app: Flask, settings: GatewaySettings) -> Limiter:
         )
 
     return limiter
+
+
+def _drop_app_wide_hooks(app: Flask, limiter: Limiter) -> None:
+    """Keep flask-limiter off the routes without limits: they would pay its hooks' time.
+
+    - the before_request check: the limited routes are checked by their own decorator;
+    - the after_request hook only adds rate-limit headers (disabled) and applies
+      ``deduct_when`` conditions (none here: a limit that needs one must bring the hook back);
+    - the teardown only resets the limiter's per-request state, which lives on the
+      request context and ends with it anyway.
+    """
+    app.before_request_funcs[None].remove(limiter._check_request_limit)
+    app.after_request_funcs[None] = [
+        hook
+        for hook in app.after_request_funcs[None]
+        if getattr(hook, "func", None) is not Limiter._Limiter__inject_headers  # type: ignore[attr-defined]
+    ]
+    app.teardown_request_funcs[None].remove(limiter._Limiter__release_context)  # type: ignore[attr-defined]
 
 
 def _limit_routes(app: Flask, limiter: Limiter, settings: GatewaySettings) -> None:

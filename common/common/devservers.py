@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -37,9 +38,36 @@ def find_binary(*names: str) -> str:
 
 
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A loopback port nothing listens on, below the kernel's ephemeral range.
+
+    A port from inside that range can be taken between our choice and the server's
+    bind by the local end of any outgoing connection, or be connected to itself by a
+    readiness probe (TCP self-connect): a server that never started looks up."""
+    low = _ephemeral_range()[0]
+    if low - _SERVER_PORTS_FROM < 1000:  # an unusual range: let the kernel choose
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            return int(sock.getsockname()[1])
+    for _ in range(200):
+        port = random.randrange(_SERVER_PORTS_FROM, low)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise ServerError("no free loopback port below the ephemeral range")
+
+
+_SERVER_PORTS_FROM = 10_000
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default
 
 
 def wait_until(probe: Callable[[], bool], *, timeout: float, what: str) -> None:

@@ -354,3 +354,12 @@ def test_a_missing_server_binary_is_a_server_error_that_says_what_to_install(
     with pytest.raises(ServerError, match=binary) as missing:
         server(tmp_path / "data").start()
     assert "is installed; run `make install-system`" in str(missing.value)
+
+
+def test_server_ports_come_from_below_the_ephemeral_range():
+    # Inside it, an outgoing connection's local end (or a probe connected to itself)
+    # can hold the port a server is about to bind.
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    ports = {free_port() for _ in range(50)}
+    assert all(1024 <= port < low for port in ports)
+    assert len(ports) > 40  # spread out, so parallel test workers rarely pick the same
