@@ -3,6 +3,7 @@ Redis: it answers without a round trip, and it is never staler than Redis says."
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -13,7 +14,7 @@ import redis
 
 from common.devservers import Redis
 from gateway.adapters.state import GatewayState, connect, now_ms
-from gateway.adapters.tracked import BACKLOG_LIMIT, LISTENER_NAME, READER_NAME, TrackedReads
+from gateway.adapters.tracked import LISTENER_NAME, READER_NAME, TrackedReads
 
 
 @pytest.fixture(scope="module")
@@ -172,15 +173,85 @@ def test_max_age_bounds_a_silent_loss_of_pushes(store: redis.Redis, server: Redi
         reads.close()
 
 
-def test_a_long_backlog_of_pushes_drops_the_whole_copy(store: redis.Redis, reads: TrackedReads):
-    reads.read(("untouched",))
-    for number in range(BACKLOG_LIMIT + 1):
+def test_pushes_still_queued_in_redis_are_waited_for(store: redis.Redis, reads: TrackedReads):
+    # A listener socket with little room: most of a long run of pushes stays in Redis's
+    # output buffer, behind the fence, until the listener drains what it was sent.
+    for number in range(600):
         reads.read((f"k{number}",))
-    store.mset({f"k{number}": "x" for number in range(BACKLOG_LIMIT + 1)})
+    reads.read(("session",))
+    reads._listener._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # noqa: SLF001
+    store.mset({f"k{number}": "x" for number in range(600)})
+    store.set("session", "revoked")
     store.ping()
-    asked = pttl_calls(store)
-    reads.read(("untouched",))
-    assert pttl_calls(store) == asked + 1
+    assert reads.read(("session",))["session"] == (True, "revoked")
+
+
+def test_a_lost_reader_is_noticed_before_the_copy_is_used(store: redis.Redis, reads: TrackedReads):
+    # Redis stops tracking for a closed reader and sends no push to say so.
+    reads.read(("k",))
+    store.client_kill_filter(_id=client_id(store, READER_NAME))
+    store.set("k", "written after the reader was gone")
+    store.ping()
+    assert reads.read(("k",))["k"] == (True, "written after the reader was gone")
+
+
+def test_an_error_of_any_kind_starts_a_new_tracked_pair(store: redis.Redis, reads: TrackedReads):
+    store.set("not-text", b"\xff\xfe")
+    with pytest.raises(UnicodeDecodeError):
+        reads.read(("not-text",))
+    # redis-py closed the connections; one reconnected silently would not be tracked.
+    reads.read(("k",))
+    store.set("k", "new")
+    assert reads.read(("k",))["k"] == (True, "new")
+
+
+def test_a_busy_copy_sends_the_caller_to_redis(server: Redis, store: redis.Redis):
+    client = connect(server.url)
+    tracked = TrackedReads(client)
+    state = GatewayState(client, tracked)
+    store.set("gw:tva:u-9", 7)
+    try:
+        with tracked._lock:  # noqa: SLF001 - a slow Redis call holding it elsewhere
+            started = time.monotonic()
+            assert tracked.read(("gw:tva:u-9",)) is None
+            assert state.token_status("a-9", "u-9", "s-9").tokens_valid_after == 7
+            assert time.monotonic() - started < 1
+    finally:
+        tracked.close()
+
+
+def test_a_resp3_url_still_tracks(server: Redis, store: redis.Redis):
+    tracked = TrackedReads(connect(server.url + "?protocol=3"))
+    try:
+        store.set("k", "v")
+        tracked.read(("k",))
+        store.set("k", "new")
+        assert tracked.read(("k",))["k"] == (True, "new")
+    finally:
+        tracked.close()
+
+
+def test_a_redis_that_refuses_tracking_is_asked_every_time(server: Redis, store: redis.Redis):
+    store.acl_setuser(
+        "no-tracking",
+        enabled=True,
+        passwords=["+secret-password"],
+        commands=["+@all", "-client"],
+        keys=["*"],
+        channels=["*"],
+    )
+    url = f"redis://no-tracking:secret-password@127.0.0.1:{server.port}/0"
+    client = connect(url)
+    tracked = TrackedReads(client)
+    state = GatewayState(client, tracked)
+    try:
+        assert tracked.read(("k",)) is None
+        assert tracked.refused
+        store.set("gw:tva:u-8", 8)
+        assert state.token_status("a-8", "u-8", "s-8").tokens_valid_after == 8
+    finally:
+        tracked.close()
+        store.acl_deluser("no-tracking")
 
 
 def test_the_copy_is_bounded(store: redis.Redis, server: Redis):

@@ -243,8 +243,8 @@ class GatewayState:
             f"{PREFIX}tva:{user_id}",
             f"{PREFIX}sess:{session_id}",
         )
-        if self._tracked is not None:
-            known = self._tracked.read((tva_key,), (blocklist, session))
+        known = self._tracked.read((tva_key,), (blocklist, session)) if self._tracked else None
+        if known is not None:
             blocked, tva, alive = known[blocklist][0], known[tva_key][1], known[session][0]
         else:
             pipe = self.redis.pipeline(transaction=False)
