@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import itertools
 import os
 import re
 import secrets
@@ -43,6 +44,9 @@ ADMIN = {
     "password": "bench password that is long enough",
 }
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+# More than one load run sends requests, so no token is seen twice within the copy's
+# 2 s: every token check misses it and goes to Redis.
+MANY_USERS = 10_000
 
 
 @dataclass
@@ -66,10 +70,37 @@ def percentile(samples: list[float], q: float) -> float:
 _WRK_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
 
-def wrk(url: str, headers: dict[str, str], seconds: int, connections: int) -> Load:
+# Each wrk thread walks the token list from its own starting point, one token a request.
+_ROTATING_TOKENS_LUA = """
+local tokens = {}
+for line in io.lines("%s") do tokens[#tokens + 1] = line end
+local made = 0
+function setup(thread)
+  thread:set("offset", made * math.floor(#tokens / 2))
+  made = made + 1
+end
+function request()
+  offset = offset + 1
+  local token = tokens[(offset %% #tokens) + 1]
+  return wrk.format("GET", nil, {["Authorization"] = "Bearer " .. token})
+end
+"""
+
+
+def wrk(
+    url: str,
+    headers: dict[str, str],
+    seconds: int,
+    connections: int,
+    tokens: Path | None = None,
+) -> Load:
     argv = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "5s"]
     for name, value in headers.items():
         argv += ["-H", f"{name}: {value}"]
+    if tokens is not None:
+        script = tokens.with_suffix(".lua")
+        script.write_text(_ROTATING_TOKENS_LUA % tokens)
+        argv += ["-s", str(script)]
     out = subprocess.run([*argv, url], capture_output=True, text=True, check=True).stdout
 
     def latency(label: str) -> float:
@@ -89,20 +120,31 @@ def wrk(url: str, headers: dict[str, str], seconds: int, connections: int) -> Lo
     return Load(total, total / rps if rps else seconds, bad, latency("50%"), latency("99%"))
 
 
-def python_load(url: str, headers: dict[str, str], seconds: int, connections: int) -> Load:
+def python_load(
+    url: str,
+    headers: dict[str, str],
+    seconds: int,
+    connections: int,
+    tokens: Path | None = None,
+) -> Load:
     """Fallback when wrk is not installed: threads, each with one keep-alive client."""
     latencies: list[float] = []
     bad = [0]
     lock = threading.Lock()
     deadline = time.monotonic() + seconds
+    rotation = itertools.cycle(tokens.read_text().split()) if tokens else None
 
     def worker() -> None:
         with httpx.Client(headers=headers, timeout=5) as client:
             for _ in range(100_000):
                 if time.monotonic() >= deadline:
                     return
+                extra = {}
+                if rotation is not None:
+                    with lock:
+                        extra = {"Authorization": f"Bearer {next(rotation)}"}
                 started = time.perf_counter()
-                status = client.get(url).status_code
+                status = client.get(url, headers=extra).status_code
                 elapsed = (time.perf_counter() - started) * 1000
                 with lock:
                     latencies.append(elapsed)
@@ -196,6 +238,27 @@ def start(workdir: Path) -> tuple[Platform, MariaDB, Redis]:
         raise
 
 
+def mint_tokens(platform: Platform, path: Path, count: int) -> Path:
+    """``count`` access tokens, one per user, each with a live session, as login
+    would issue them (written straight to the gateway's Redis: logging in ``count``
+    users through argon2 would take minutes)."""
+    from gateway import create_app
+    from gateway.settings import GatewaySettings
+    from gateway.testing import mint_access_token
+
+    config = platform.config
+    app = create_app(
+        GatewaySettings(
+            environment="development",
+            jwt_secret_key=config.jwt_secret_key,
+            redis_url=config.redis_url,
+            internal_api_key=config.internal_api_key,
+        )
+    )
+    path.write_text("\n".join(mint_access_token(app, f"bench-user-{n}") for n in range(count)))
+    return path
+
+
 def start_naive_gateway(platform: Platform, workdir: Path) -> tuple[ManagedProcess, int]:
     """The calibration gateway (bench/naive_gateway.py) under the real one's gunicorn settings."""
     port = free_port()
@@ -279,24 +342,26 @@ def measure(
         naive_process, naive_port = start_naive_gateway(platform, workdir)
         naive = f"http://127.0.0.1:{naive_port}{path}"
         floor_url = f"http://127.0.0.1:{ports.gateway}/health/live"
-        runs: dict[str, tuple[int, str, dict[str, str]]] = {
-            "direct": (platform.child("courses").process.pid, direct, direct_headers),
-            "via nginx": (gateway_pid, platform.url + path, auth),
-            "our gateway": (gateway_pid, gateway, auth),
-            "floor": (gateway_pid, floor_url, {}),
-            "naive gateway": (naive_process.process.pid, naive, auth),
+        many_users = mint_tokens(platform, workdir / "tokens.txt", MANY_USERS)
+        runs: dict[str, tuple[int, str, dict[str, str], Path | None]] = {
+            "direct": (platform.child("courses").process.pid, direct, direct_headers, None),
+            "via nginx": (gateway_pid, platform.url + path, auth, None),
+            "many users": (gateway_pid, platform.url + path, {}, many_users),
+            "our gateway": (gateway_pid, gateway, auth, None),
+            "floor": (gateway_pid, floor_url, {}, None),
+            "naive gateway": (naive_process.process.pid, naive, auth, None),
         }
         loads: dict[str, list[Load]] = {name: [] for name in runs}
         cpus: dict[str, list[float]] = {name: [] for name in runs}
         try:
-            for _, url, headers in runs.values():
-                load(url, headers, 2, connections)  # warm-up
+            for _, url, headers, tokens in runs.values():
+                load(url, headers, 2, connections, tokens)  # warm-up
             # Rounds, each running every load once: a slow spell of the machine hits
             # all of them alike instead of one, and the medians drop it.
             for _ in range(rounds):
-                for name, (pid, url, headers) in runs.items():
+                for name, (pid, url, headers, tokens) in runs.items():
                     result, cpu = cpu_per_request(
-                        pid, functools.partial(load, url, headers, seconds, connections)
+                        pid, functools.partial(load, url, headers, seconds, connections, tokens)
                     )
                     loads[name].append(result)
                     cpus[name].append(cpu)
@@ -360,6 +425,8 @@ def table(f: Figures) -> list[str]:
         row("nginx→gateway→courses GET: p50 / p99 ms", ms("via nginx")),
         row("gateway throughput / direct", f"{f.ratio('via nginx'):.1%}", ">= 28%"),
         row("gateway CPU per forwarded request (ms)", cpu("via nginx"), "<= 0.8"),
+        row(f"  the same, a different user each request ({MANY_USERS})", cpu("many users")),
+        row("  the same, a different user each request: requests/s", rps("many users")),
         row(
             "unloaded added latency of the gateway hop p50 (ms)",
             added(f.hop_gateway, f.hop_direct, 0.5),

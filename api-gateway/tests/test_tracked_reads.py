@@ -20,9 +20,9 @@ from gateway.adapters.tracked import LISTENER_NAME, READER_NAME, TrackedReads
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Redis]:
     # Our own server: DEBUG (to stop active expiry) and command counters per test.
-    instance = Redis(
-        Path(tmp_path_factory.mktemp("tracked-redis")), extra_args=["--enable-debug-command", "yes"]
-    ).start()
+    workdir = Path(tmp_path_factory.mktemp("tracked-redis"))
+    extra = ["--enable-debug-command", "yes", "--unixsocket", str(workdir / "redis.sock")]
+    instance = Redis(workdir, extra_args=extra).start()
     yield instance
     instance.stop()
 
@@ -231,7 +231,9 @@ def test_a_resp3_url_still_tracks(server: Redis, store: redis.Redis):
         tracked.close()
 
 
-def test_a_redis_that_refuses_tracking_is_asked_every_time(server: Redis, store: redis.Redis):
+def test_a_redis_that_refuses_tracking_is_asked_directly_then_again_later(
+    server: Redis, store: redis.Redis
+):
     store.acl_setuser(
         "no-tracking",
         enabled=True,
@@ -240,18 +242,58 @@ def test_a_redis_that_refuses_tracking_is_asked_every_time(server: Redis, store:
         keys=["*"],
         channels=["*"],
     )
-    url = f"redis://no-tracking:secret-password@127.0.0.1:{server.port}/0"
-    client = connect(url)
-    tracked = TrackedReads(client)
+    client = connect(f"redis://no-tracking:secret-password@127.0.0.1:{server.port}/0")
+    clock = FakeClock()
+    tracked = TrackedReads(client, clock=clock)
     state = GatewayState(client, tracked)
     try:
         assert tracked.read(("k",)) is None
         assert tracked.refused
         store.set("gw:tva:u-8", 8)
         assert state.token_status("a-8", "u-8", "s-8").tokens_valid_after == 8
+        store.acl_setuser("no-tracking", enabled=True, commands=["+client"])
+        clock.now += 61
+        assert tracked.read(("gw:tva:u-8",)) == {"gw:tva:u-8": (True, "8")}
+        assert not tracked.refused
     finally:
         tracked.close()
         store.acl_deluser("no-tracking")
+
+
+def test_a_busy_redis_is_not_a_refusal(server: Redis, store: redis.Redis):
+    store.config_set("busy-reply-threshold", 10)
+    busy = threading.Thread(
+        target=lambda: redis.Redis.from_url(server.url).eval(
+            "local t = redis.call('TIME'); local stop = t[1] * 1e6 + t[2] + 400000 "
+            "repeat t = redis.call('TIME') until t[1] * 1e6 + t[2] >= stop",
+            0,
+        )
+    )
+    tracked = TrackedReads(connect(server.url))
+    try:
+        busy.start()
+        time.sleep(0.1)
+        assert tracked.read(("k",)) is None  # BUSY while setting up: ask Redis directly
+        assert not tracked.refused
+        busy.join()
+        store.set("k", "v")
+        tracked.read(("k",))
+        store.set("k", "new")
+        assert tracked.read(("k",))["k"] == (True, "new")
+    finally:
+        busy.join()
+        tracked.close()
+        store.config_set("busy-reply-threshold", 5000)
+
+
+def test_a_unix_socket_url_tracks(server: Redis, store: redis.Redis):
+    tracked = TrackedReads(connect(f"unix://{server.workdir / 'redis.sock'}?db=0"))
+    try:
+        tracked.read(("k",))
+        store.set("k", "over the socket")
+        assert tracked.read(("k",))["k"] == (True, "over the socket")
+    finally:
+        tracked.close()
 
 
 def test_the_copy_is_bounded(store: redis.Redis, server: Redis):

@@ -43,7 +43,7 @@ from typing import Any
 import redis
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import NoPermissionError, RedisError, ResponseError
 from redis.retry import Retry
 
 log = logging.getLogger(__name__)
@@ -53,10 +53,13 @@ LISTENER_NAME = "gateway-tracking-listener"
 READER_NAME = "gateway-tracked-reader"
 DEFAULT_MAX_AGE_SECONDS = 2.0
 DEFAULT_MAX_ENTRIES = 50_000
-# Pushes applied in one go after which the rest may still be queued in Redis (far fewer
-# than fill a socket buffer): read a PING back before trusting the copy.
+# Pushes applied in one go after which the rest may still be queued in Redis: read a
+# PING back before trusting the copy. Far fewer than fill a socket buffer or one of
+# Redis's 64 KB writes (a push names one of our keys: well under 200 bytes).
 BARRIER_AFTER_PUSHES = 8
 LOCK_WAIT_SECONDS = 0.05
+REFUSAL_RETRY_SECONDS = 60.0
+DEFAULT_SOCKET_TIMEOUT = 1.0
 _MISSING = -2  # PTTL's answer for a key that does not exist
 Answer = dict[str, tuple[bool, str | None]]
 
@@ -89,11 +92,12 @@ class TrackedReads:
         # No retry, no health-check ping: either could reconnect a connection behind our
         # back, and a reconnected one is no longer tracked or subscribed.
         kwargs.update(
+            # A bound on every wait, the PING barrier's included.
+            socket_timeout=kwargs.get("socket_timeout") or DEFAULT_SOCKET_TIMEOUT,
             protocol=2,
             retry=Retry(NoBackoff(), 0),
             health_check_interval=0,
             decode_responses=True,
-            socket_keepalive=True,
         )
         self._kwargs = kwargs
         self._connection_class: Any = pool.connection_class
@@ -104,13 +108,13 @@ class TrackedReads:
         self._entries: dict[str, tuple[bool, str | None, float]] = {}
         self._listener: Any = None
         self._reader: Any = None
-        self.refused = False  # Redis said no to tracking: every read goes to Redis
+        self._refused_until = float("-inf")
 
     # -- the one public operation ----------------------------------------------------------
 
     def read(self, values: tuple[str, ...], presence: tuple[str, ...] = ()) -> Answer | None:
         if self.refused or not self._lock.acquire(timeout=LOCK_WAIT_SECONDS):
-            return None
+            return None  # the caller asks Redis itself
         try:
             had_connections = self._reader is not None
             try:
@@ -130,6 +134,11 @@ class TrackedReads:
 
     def entries(self) -> int:
         return len(self._entries)
+
+    @property
+    def refused(self) -> bool:
+        """Redis said no to tracking (an ACL, a proxy without it): ask again later."""
+        return self._clock() < self._refused_until
 
     def close(self) -> None:
         with self._lock:
@@ -238,10 +247,13 @@ class TrackedReads:
             listener.read_response()
             self._command(reader, "CLIENT", "TRACKING", "ON", "REDIRECT", listener_id)
         except ResponseError as exc:
+            # Refused for good (until asked again), or for a moment (a busy script):
+            # either way this request reads Redis directly.
             listener.disconnect()
             reader.disconnect()
-            self.refused = True
-            log.warning("redis_tracking_refused", extra={"error": str(exc)})
+            if _is_refusal(exc):
+                self._refused_until = self._clock() + REFUSAL_RETRY_SECONDS
+                log.warning("redis_tracking_refused", extra={"error": str(exc)})
             return None
         except BaseException:
             listener.disconnect()
@@ -261,3 +273,12 @@ class TrackedReads:
             if connection is not None:
                 connection.disconnect()
         self._listener = self._reader = None
+
+
+def _is_refusal(error: ResponseError) -> bool:
+    text = str(error).lower()
+    return (
+        isinstance(error, NoPermissionError)
+        or "unknown command" in text
+        or "unknown subcommand" in text
+    )
