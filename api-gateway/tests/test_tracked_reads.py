@@ -320,20 +320,25 @@ def test_redis_down_is_an_error_not_an_old_answer(tmp_path: Path):
         lone.stop()
 
 
-def test_revoking_a_session_is_seen_by_the_next_token_check(server: Redis, store: redis.Redis):
-    client = connect(server.url)
-    state = GatewayState(client, TrackedReads(client))
+def new_session(state: GatewayState, user_id: str) -> str:
     session_id, _ = state.create_session(
-        user_id="u-1",
+        user_id=user_id,
         role="user",
         amr=["pwd"],
-        refresh_jti="r-1",
+        refresh_jti=f"refresh-of-{user_id}",
         ip="127.0.0.1",
         user_agent="test",
         idle_seconds=3600,
         absolute_seconds=3600,
         started_ms=now_ms(),
     )
+    return session_id
+
+
+def test_revoking_a_session_is_seen_by_the_next_token_check(server: Redis, store: redis.Redis):
+    client = connect(server.url)
+    state = GatewayState(client, TrackedReads(client))
+    session_id = new_session(state, "u-1")
     state.cache_tokens_valid_after("u-1", 0)
     assert state.token_status("a-1", "u-1", session_id).session_alive
     state.blocklist("a-1", int(time.time()) + 60)
@@ -347,17 +352,7 @@ def test_revoking_a_session_is_seen_by_the_next_token_check(server: Redis, store
 def test_every_revoking_write_is_fenced(server: Redis, store: redis.Redis):
     client = connect(server.url)
     state = GatewayState(client, TrackedReads(client))
-    session_id, _ = state.create_session(
-        user_id="u-2",
-        role="user",
-        amr=["pwd"],
-        refresh_jti="r-2",
-        ip="127.0.0.1",
-        user_agent="test",
-        idle_seconds=3600,
-        absolute_seconds=3600,
-        started_ms=now_ms(),
-    )
+    session_id = new_session(state, "u-2")
     revocations = [
         lambda: state.blocklist("a-3", int(time.time()) + 60),
         lambda: state.cache_tokens_valid_after("u-2", 5),
