@@ -37,6 +37,9 @@ def find_binary(*names: str) -> str:
     )
 
 
+_SERVER_PORTS_FROM = 10_000
+
+
 def free_port() -> int:
     """A loopback port nothing listens on, below the kernel's ephemeral range.
 
@@ -57,9 +60,6 @@ def free_port() -> int:
                 continue
             return port
     raise ServerError("no free loopback port below the ephemeral range")
-
-
-_SERVER_PORTS_FROM = 10_000
 
 
 def _ephemeral_range() -> tuple[int, int]:

@@ -235,7 +235,7 @@ class GatewayState:
         self._prime_tva = client.register_script(_PRIME_TVA)
         self._invalidate = client.register_script(_INVALIDATE)
 
-    # -- per-request check (a local copy kept exact by Redis; else one round trip) ---------
+    # -- per-request check (a local copy Redis keeps fresh; else one round trip) -----------
 
     def token_status(self, jti: str, user_id: str, session_id: str) -> TokenStatus:
         blocklist, tva_key, session = (
