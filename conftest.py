@@ -2,7 +2,6 @@
 # test tier (service, gateway, end-to-end) can start any service.
 pytest_plugins = [
     "courses.testing",
-    "fakturownia_sandbox.testing",
     "enrolments.testing",
     "gateway.testing",
     "users.testing",

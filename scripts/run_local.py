@@ -19,8 +19,8 @@ import time
 from dataclasses import fields
 from pathlib import Path
 
-from common.devservers import ServerError, port_open
-from common.launcher import Platform, PlatformConfig, Ports
+from devtools.devservers import ServerError, port_open
+from devtools.launcher import Platform, PlatformConfig, Ports
 
 ROOT = Path(__file__).resolve().parents[1]
 # COURSE_PLATFORM_VAR moves the state (databases, mail, logs, dev secrets) elsewhere.

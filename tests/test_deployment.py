@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 import yaml
 
-from common.devservers import ServerError, find_binary, render_nginx_config
 from common.settings import secret_problem
+from devtools.devservers import ServerError, find_binary, render_nginx_config
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_PATH = ROOT / "docker-compose.yml"
@@ -54,10 +54,10 @@ VAR_REFERENCE = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)[^}]*\}|([A-Za-z_][A
 
 # Image (Dockerfile dir) → the local packages it installs and the app factory gunicorn serves.
 PYTHON_IMAGES = {
-    "api-gateway": ({"common", "users", "courses", "enrolments", "api-gateway"}, "gateway"),
-    "users": ({"common", "users"}, "users"),
-    "courses": ({"common", "courses"}, "courses"),
-    "enrolments": ({"common", "enrolments"}, "enrolments"),
+    "api-gateway": ({"common", "contracts", "api-gateway"}, "gateway"),
+    "users": ({"common", "contracts", "users"}, "users"),
+    "courses": ({"common", "contracts", "courses"}, "courses"),
+    "enrolments": ({"common", "contracts", "enrolments"}, "enrolments"),
     "fakturownia-sandbox": ({"fakturownia-sandbox"}, "fakturownia_sandbox"),
 }
 DOCKERFILES = sorted(ROOT.glob("*/Dockerfile"))
@@ -371,7 +371,8 @@ def test_python_images(image: str) -> None:
     copied = {
         args.split()[0].rstrip("/") for keyword, args in instructions if keyword == "COPY"
     } - {"--from=build"}
-    assert packages | {"requirements.txt"} <= copied
+    # An image holds only what it runs: never the dev tooling, never another service.
+    assert copied == packages | {"requirements.txt"}
 
     cmd = " ".join(args for keyword, args in instructions if keyword == "CMD")
     assert "gunicorn" in cmd

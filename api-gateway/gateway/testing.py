@@ -11,9 +11,9 @@ import pytest
 from flask import Flask
 from flask_jwt_extended import create_access_token
 
-from common.devservers import Nginx, Redis
-from common.testing.helpers import TEST_INTERNAL_KEY, TEST_JWT_SECRET
-from common.testing.live import LiveServer
+from devtools.devservers import Nginx, Redis
+from devtools.helpers import TEST_INTERNAL_KEY, TEST_JWT_SECRET
+from devtools.live import LiveServer
 from gateway import create_app
 from gateway.adapters.state import PREFIX, GatewayState, now_ms
 from gateway.jwt import new_jti

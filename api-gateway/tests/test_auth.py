@@ -18,9 +18,9 @@ import redis
 from flask import Flask
 from flask_jwt_extended import create_access_token, create_refresh_token
 
-from common.devservers import Redis, free_port
 from common.logging import JsonFormatter
-from common.testing.live import LiveServer
+from devtools.devservers import Redis, free_port
+from devtools.live import LiveServer
 from gateway import create_app
 from gateway.adapters.state import digest, now_ms
 from gateway.settings import GatewaySettings

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from common.devservers import free_port
-from common.testing.live import LiveServer
+from devtools.devservers import free_port
+from devtools.live import LiveServer
 from gateway.testing import Platform, gateway_settings, start_platform
 
 pytestmark = pytest.mark.usefixtures("courses_db")

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import pytest
 from flask import Flask
 
-from common.devservers import Redis
-from common.testing.live import LiveServer
+from devtools.devservers import Redis
+from devtools.live import LiveServer
 from enrolments.testing import FakeUsers, create_course
 from gateway.testing import Platform, gateway_settings, start_platform
 

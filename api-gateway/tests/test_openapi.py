@@ -20,8 +20,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from common.devservers import Redis
-from common.testing.live import LiveServer
+from devtools.devservers import Redis
+from devtools.live import LiveServer
 from gateway import create_app
 from gateway.openapi import DOC_ATTRIBUTE, build_spec, documented_rules
 from gateway.testing import bearer, gateway_settings, mint_access_token

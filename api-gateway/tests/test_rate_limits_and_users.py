@@ -14,9 +14,9 @@ import pytest
 import redis
 from flask import Flask
 
-from common.devservers import Redis, free_port, port_open, wait_until
-from common.testing.helpers import TEST_INTERNAL_KEY, TEST_JWT_SECRET
-from common.testing.live import LiveServer
+from devtools.devservers import Redis, free_port, port_open, wait_until
+from devtools.helpers import TEST_INTERNAL_KEY, TEST_JWT_SECRET
+from devtools.live import LiveServer
 from gateway.testing import Platform, bearer, gateway_settings, start_platform
 from users.testing import PASSWORD, create_active_user, user_body
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from common.devservers import Redis
+from devtools.devservers import Redis
 from gateway.adapters.state import GatewayState, connect, now_ms
 from gateway.adapters.tracked import LISTENER_NAME, READER_NAME, TrackedReads
 

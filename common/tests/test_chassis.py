@@ -8,7 +8,6 @@ import logging
 import threading
 from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import httpx
 import pytest
@@ -16,19 +15,18 @@ from flask import Flask, jsonify, request
 from pydantic import SecretStr, ValidationError
 from sqlalchemy import text
 
-from common import devservers
 from common.app import create_base_app
 from common.db import Database
-from common.devservers import MariaDB, Redis, ServerError, free_port
 from common.errors import Conflict
 from common.http import INTERNAL_KEY_HEADER, ServiceClient
 from common.logging import JsonFormatter
 from common.outbox import Claimed, OutboxRelay, PermanentFailure, backoff_delay
 from common.request_context import REQUEST_ID_HEADER, set_request_id
 from common.settings import BaseServiceSettings
-from common.testing.helpers import TEST_INTERNAL_KEY
-from common.testing.live import LiveServer
 from common.validation import Schema, parse_body
+from devtools.devservers import free_port
+from devtools.helpers import TEST_INTERNAL_KEY
+from devtools.live import LiveServer
 from gateway.settings import GatewaySettings
 from users.settings import UsersSettings
 
@@ -343,23 +341,3 @@ def test_json_log_lines_carry_the_request_id_extras_and_the_traceback():
     assert failed["traceback"].startswith("Traceback (most recent call last)")
     assert 'raise ValueError("kaput")' in failed["traceback"]
     assert failed["traceback"].endswith("ValueError: kaput")
-
-
-@pytest.mark.parametrize(("server", "binary"), [(MariaDB, "mariadbd"), (Redis, "redis-server")])
-def test_a_missing_server_binary_is_a_server_error_that_says_what_to_install(
-    server, binary, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-):
-    monkeypatch.setenv("PATH", str(tmp_path))
-    monkeypatch.setattr(devservers, "SBIN_DIRS", ())
-    with pytest.raises(ServerError, match=binary) as missing:
-        server(tmp_path / "data").start()
-    assert "is installed; run `make install-system`" in str(missing.value)
-
-
-def test_server_ports_come_from_below_the_ephemeral_range():
-    # Inside it, an outgoing connection's local end (or a probe connected to itself)
-    # can hold the port a server is about to bind.
-    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    ports = {free_port() for _ in range(50)}
-    assert all(1024 <= port < low for port in ports)
-    assert len(ports) > 40  # spread out, so parallel test workers rarely pick the same

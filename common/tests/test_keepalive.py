@@ -12,10 +12,10 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from common.devservers import free_port, wait_until
 from common.http import ServiceClient
 from common.keepalive import KeepAliveTransport, encode_head
 from common.request_context import set_request_id
+from devtools.devservers import free_port, wait_until
 
 
 class Peer:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from common.timeutil import from_db
+from contracts.currencies import STORED_CURRENCY
 from courses.adapters.repository import CourseRepository
 from courses.adapters.tables import CourseRecord
-from courses.currencies import STORED_CURRENCY
 from courses.domain import CourseFields, CourseQuery
 
 

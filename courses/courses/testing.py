@@ -8,13 +8,13 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from common.devservers import MariaDB
 from common.migrations import upgrade_to_head
-from common.testing.helpers import TEST_INTERNAL_KEY, truncate_all
-from common.testing.live import LiveServer
 from courses import create_app
 from courses.adapters.tables import Base
 from courses.settings import CoursesSettings
+from devtools.devservers import MariaDB
+from devtools.helpers import TEST_INTERNAL_KEY, truncate_all
+from devtools.live import LiveServer
 
 
 @pytest.fixture(scope="session")

@@ -10,8 +10,8 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import update
 
-from common.testing.helpers import internal_headers
 from courses.adapters.tables import CourseRecord
+from devtools.helpers import internal_headers
 
 ADMIN = internal_headers("1", "admin")
 USER = internal_headers("2", "user")

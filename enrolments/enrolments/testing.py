@@ -20,16 +20,16 @@ import pytest
 from flask import Flask, abort, jsonify
 from flask.testing import FlaskClient
 
-from common.devservers import ManagedProcess, MariaDB
 from common.mail import MailSettings
 from common.migrations import upgrade_to_head
-from common.smtp_sink import SmtpSink
-from common.testing.helpers import TEST_INTERNAL_KEY, internal_headers, truncate_all
-from common.testing.live import LiveServer
+from devtools.devservers import ManagedProcess, MariaDB
+from devtools.helpers import TEST_INTERNAL_KEY, internal_headers, truncate_all
+from devtools.live import LiveServer
+from devtools.sandbox import Sandbox
+from devtools.smtp_sink import SmtpSink
 from enrolments import create_app
 from enrolments.adapters.tables import Base
 from enrolments.settings import EnrolmentsSettings
-from fakturownia_sandbox.testing import Sandbox
 
 
 class FakeUsers:

@@ -13,7 +13,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, insert, select, update
 
 from common.errors import UpstreamUnavailable
-from common.smtp_sink import SmtpSink, message_text
+from devtools.smtp_sink import SmtpSink, message_text
 from enrolments.adapters.tables import EnrolmentRecord
 from enrolments.domain import EXPIRY_JOB, EXPIRY_REPORT_CAP
 from enrolments.testing import (
@@ -360,7 +360,7 @@ def test_identity_and_internal_key_are_required(enrolments_client):
 
 
 def test_users_service_down_is_503(enrolments_app, enrolments_env, course):
-    from common.devservers import free_port
+    from devtools.devservers import free_port
     from enrolments.adapters.upstreams import UsersClient
 
     service = enrolments_app.extensions["container"].service()

@@ -15,7 +15,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select, update
 
-from common.smtp_sink import SmtpSink, message_text
+from devtools.sandbox import Sandbox
+from devtools.smtp_sink import SmtpSink, message_text
 from enrolments import create_app
 from enrolments.adapters.clock import moment
 from enrolments.adapters.fakturownia import _retry_after
@@ -36,7 +37,6 @@ from enrolments.testing import (
     user_headers,
     wait_for,
 )
-from fakturownia_sandbox.testing import Sandbox
 
 pytestmark = pytest.mark.usefixtures("enrolments_db")
 

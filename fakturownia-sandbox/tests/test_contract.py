@@ -10,6 +10,7 @@ from decimal import Decimal
 import httpx
 import pytest
 
+from devtools.sandbox import Sandbox
 from enrolments.adapters.fakturownia import (
     FakturowniaClient,
     FakturowniaRejected,
@@ -20,7 +21,6 @@ from enrolments.adapters.fakturownia import (
 )
 from fakturownia_sandbox import create_app
 from fakturownia_sandbox.app import SandboxSettings
-from fakturownia_sandbox.testing import Sandbox
 
 
 def request(oid: str = "enrolment-1", price: str = "199.99", **overrides) -> InvoiceRequest:

@@ -14,9 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from common.devservers import MariaDB, Redis, free_port
-from common.launcher import Platform, PlatformConfig, Ports
-from common.smtp_sink import message_text
+from devtools.devservers import MariaDB, Redis, free_port
+from devtools.launcher import Platform, PlatformConfig, Ports
+from devtools.smtp_sink import message_text
 
 ADMIN = {
     "email": "admin@e2e.example.org",

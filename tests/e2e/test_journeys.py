@@ -12,7 +12,7 @@ import httpx
 import pyotp
 import pytest
 
-from common.launcher import Platform
+from devtools.launcher import Platform
 
 from .conftest import ADMIN, Mailbox
 

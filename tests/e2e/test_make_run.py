@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from common.devservers import port_open
+from devtools.devservers import port_open
 
 from .conftest import Mailbox
 from .test_journeys import (

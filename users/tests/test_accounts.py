@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from common.testing.helpers import internal_headers
+from devtools.helpers import internal_headers
 from users.testing import ANON, PASSWORD, create_active_user, register, user_body
 
 SEED_FIELDS = {"id", "username", "first_name", "last_name", "email", "gender", "role", "is_active"}

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from common.testing.helpers import internal_headers
+from devtools.helpers import internal_headers
 from users.domain import InvalidActivationCode
 from users.service import UserService
 from users.testing import (

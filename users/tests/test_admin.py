@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from common.testing.helpers import internal_headers
+from devtools.helpers import internal_headers
 from users import create_app
 from users.testing import ANON, PASSWORD, create_active_user, user_body, users_settings
 

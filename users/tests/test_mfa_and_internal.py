@@ -9,7 +9,7 @@ import threading
 import pyotp
 import pytest
 
-from common.testing.helpers import internal_headers
+from devtools.helpers import internal_headers
 from users.security import totp_code
 from users.testing import (
     ANON,

@@ -9,8 +9,8 @@ from datetime import UTC
 import pytest
 
 from common.mail import OutgoingMail
-from common.smtp_sink import SmtpSink, message_text
-from common.testing.helpers import internal_headers
+from devtools.helpers import internal_headers
+from devtools.smtp_sink import SmtpSink, message_text
 from users.adapters.outbox import MongoOutbox
 from users.security import Secrets
 from users.testing import (

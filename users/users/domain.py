@@ -3,45 +3,29 @@
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from typing import Any, Literal
 
 from common.errors import ApiError, Conflict, NotFound, Unauthorized
+from contracts.users import (  # noqa: F401 - the account rules the contract carries
+    PASSWORD_MAX,
+    PASSWORD_MIN,
+    RECOVERY_PATTERN,
+    ROLES,
+    TOTP_PATTERN,
+    USERNAME_PATTERN,
+    Role,
+    canonical_email,
+    canonical_identifier,
+    nfkc,
+    username_key,
+)
 
-Role = Literal["admin", "user"]
-ROLES: tuple[str, ...] = ("admin", "user")
-
-PASSWORD_MIN, PASSWORD_MAX = 12, 128
-USERNAME_PATTERN = re.compile(r"^[\w.-]{3,32}$")
 OBJECT_ID_PATTERN = re.compile(r"^[0-9a-fA-F]{24}$")
-TOTP_PATTERN = re.compile(r"^[0-9]{6}$")
 RECOVERY_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
-RECOVERY_PATTERN = re.compile(r"^[A-Za-z0-9]{5}-?[A-Za-z0-9]{5}$")
 RECOVERY_CODE_COUNT = 10
-
-
-def nfkc(text: str) -> str:
-    return unicodedata.normalize("NFKC", text)
-
-
-def canonical_email(email: str) -> str:
-    """One account per mailbox: ``Alice@Example.com`` is ``alice@example.com``."""
-    return nfkc(email).strip().lower()
-
-
-def username_key(username: str) -> str:
-    """The form under which two usernames count as the same one."""
-    return nfkc(username).strip().casefold()
-
-
-def canonical_identifier(identifier: str) -> tuple[Literal["email", "username"], str]:
-    """An identifier with an ``@`` is an email (usernames cannot contain one)."""
-    if "@" in identifier:
-        return "email", canonical_email(identifier)
-    return "username", username_key(identifier)
 
 
 def is_object_id(value: str) -> bool:

@@ -18,9 +18,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from common.mail import MailSettings
-from common.smtp_sink import SmtpSink
-from common.testing.helpers import TEST_INTERNAL_KEY, internal_headers
-from common.testing.live import LiveServer
+from devtools.helpers import TEST_INTERNAL_KEY, internal_headers
+from devtools.live import LiveServer
+from devtools.smtp_sink import SmtpSink
 from users import create_app
 from users.domain import public_user
 from users.service import UserService

@@ -30,8 +30,8 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from contracts.users import canonical_identifier
 from gateway.adapters.tracked import TrackedReads
-from users.domain import canonical_identifier
 
 log = logging.getLogger(__name__)
 

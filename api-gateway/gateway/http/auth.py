@@ -22,6 +22,7 @@ from pydantic import BaseModel, Field, StrictStr
 
 from common.errors import ApiError, NotFound, UpstreamUnavailable, error_response
 from common.validation import Schema, parse_body
+from contracts.users import CredentialsCheck
 from gateway.adapters.state import (
     BACKOFF_THRESHOLD,
     CredentialsChanged,
@@ -35,7 +36,6 @@ from gateway.http.guards import caller_required, current_claims, login_required
 from gateway.jwt import issue_access_token, issue_refresh_token, new_jti
 from gateway.openapi import documented
 from gateway.settings import GatewaySettings
-from users.http.schemas import CredentialsCheck
 
 blueprint = Blueprint("gateway_auth", __name__, url_prefix="/api/auth")
 

@@ -6,7 +6,7 @@ from flask import Blueprint, Response, current_app, request
 from pydantic import RootModel
 
 from common.validation import parse_body, parse_query
-from courses.http.schemas import CourseCreate, CourseList, CourseListQuery, CourseOut, CourseUpdate
+from contracts.courses import CourseCreate, CourseList, CourseListQuery, CourseOut, CourseUpdate
 from gateway.adapters.upstream import Upstream
 from gateway.http.guards import current_caller, login_optional, roles_required
 from gateway.openapi import documented

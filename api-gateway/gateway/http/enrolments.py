@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app, request
 
 from common.validation import parse_body, parse_query
-from enrolments.http.schemas import (
+from contracts.enrolments import (
     ActiveQuery,
     EnrolmentCreate,
     EnrolmentList,

@@ -20,12 +20,7 @@ from pydantic import BaseModel
 from common.errors import NotFound
 from common.identity import SESSIONS_INVALIDATED_HEADER
 from common.validation import parse_body, parse_query
-from gateway.adapters.state import GatewayState
-from gateway.adapters.upstream import Upstream, relay
-from gateway.audit import audit
-from gateway.http.guards import current_caller, login_optional, login_required, roles_required
-from gateway.openapi import documented
-from users.http.schemas import (
+from contracts.users import (
     ActivationRequest,
     IdentifierBody,
     IdentifierQuery,
@@ -42,6 +37,11 @@ from users.http.schemas import (
     UserListQuery,
     UserOut,
 )
+from gateway.adapters.state import GatewayState
+from gateway.adapters.upstream import Upstream, relay
+from gateway.audit import audit
+from gateway.http.guards import current_caller, login_optional, login_required, roles_required
+from gateway.openapi import documented
 
 _USER_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 

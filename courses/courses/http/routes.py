@@ -8,8 +8,8 @@ from flask import Blueprint, Response, current_app, jsonify
 
 from common.identity import require_admin
 from common.validation import parse_body, parse_query
+from contracts.courses import CourseCreate, CourseList, CourseListQuery, CourseOut, CourseUpdate
 from courses.domain import CourseQuery
-from courses.http.schemas import CourseCreate, CourseList, CourseListQuery, CourseOut, CourseUpdate
 from courses.service import CourseService
 
 blueprint = Blueprint("courses", __name__)

@@ -8,8 +8,7 @@ from flask import Blueprint, Response, current_app, jsonify
 
 from common.identity import require_admin, require_caller
 from common.validation import parse_body, parse_query
-from enrolments.domain import Page
-from enrolments.http.schemas import (
+from contracts.enrolments import (
     ActiveQuery,
     EnrolmentCreate,
     EnrolmentList,
@@ -18,6 +17,7 @@ from enrolments.http.schemas import (
     MarkPaid,
     MineQuery,
 )
+from enrolments.domain import Page
 from enrolments.service import EnrolmentService
 
 blueprint = Blueprint("enrolments", __name__)

@@ -18,8 +18,7 @@ from common.identity import (
     require_caller,
 )
 from common.validation import parse_body, parse_query
-from users.domain import internal_user, public_user, user_summary
-from users.http.schemas import (
+from contracts.users import (
     ActivationRequest,
     CredentialsCheck,
     IdentifierBody,
@@ -38,6 +37,7 @@ from users.http.schemas import (
     UserListQuery,
     UserOut,
 )
+from users.domain import internal_user, public_user, user_summary
 from users.service import Enrolment, UserService
 
 # One body for every outcome, so the answer never tells whether an account exists.

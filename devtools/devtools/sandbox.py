@@ -1,14 +1,12 @@
-"""pytest fixtures: the Fakturownia stand-in on a real socket."""
+"""The Fakturownia stand-in on a real socket, with the admin calls tests need."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from flask import Flask
 
-from common.testing.live import LiveServer
+from devtools.live import LiveServer
 from fakturownia_sandbox.app import SandboxSettings, create_app
 
 SANDBOX_TOKEN = "sandbox-api-token-0123456789abcdefghijklmn"
@@ -44,16 +42,6 @@ class Sandbox:
         self.server.stop()
 
 
-@pytest.fixture(scope="session")
-def sandbox_session() -> Iterator[Sandbox]:
-    app = create_app(SandboxSettings(api_token=SANDBOX_TOKEN))
-    sandbox = Sandbox(app, LiveServer(app).start(), SANDBOX_TOKEN)
-    yield sandbox
-    sandbox.stop()
-
-
-@pytest.fixture
-def sandbox(sandbox_session: Sandbox) -> Sandbox:
-    """The session's stand-in with no invoices and no faults."""
-    sandbox_session.reset()
-    return sandbox_session
+def start_sandbox(token: str = SANDBOX_TOKEN) -> Sandbox:
+    app = create_app(SandboxSettings(api_token=token))
+    return Sandbox(app, LiveServer(app).start(), token)

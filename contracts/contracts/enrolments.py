@@ -1,4 +1,4 @@
-"""Request and response models of the enrolments API (the gateway reuses them)."""
+"""The enrolments API: its request and response models."""
 
 from __future__ import annotations
 

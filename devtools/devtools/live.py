@@ -7,7 +7,7 @@ from typing import Any
 
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from common.devservers import free_port
+from devtools.devservers import free_port
 
 
 class LiveServer:

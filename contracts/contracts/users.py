@@ -1,4 +1,4 @@
-"""Request and response models of the users API (the gateway may reuse them).
+"""The users API: its identifier and credential rules, request and response models.
 
 Every field is a plain string/int of bounded size: a JSON object such as
 ``{"$ne": null}`` where a string is expected is a 400, so request values can
@@ -7,20 +7,43 @@ never become MongoDB operators.
 
 from __future__ import annotations
 
+import re
 import unicodedata
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, StrictStr, field_validator, model_validator
 
 from common.validation import QuerySchema, Schema
-from users.domain import (
-    PASSWORD_MAX,
-    RECOVERY_PATTERN,
-    TOTP_PATTERN,
-    USERNAME_PATTERN,
-    Role,
-    nfkc,
-)
+
+PASSWORD_MIN, PASSWORD_MAX = 12, 128
+Role = Literal["admin", "user"]
+ROLES: tuple[str, ...] = ("admin", "user")
+
+USERNAME_PATTERN = re.compile(r"^[\w.-]{3,32}$")
+TOTP_PATTERN = re.compile(r"^[0-9]{6}$")
+RECOVERY_PATTERN = re.compile(r"^[A-Za-z0-9]{5}-?[A-Za-z0-9]{5}$")
+
+
+def nfkc(text: str) -> str:
+    return unicodedata.normalize("NFKC", text)
+
+
+def canonical_email(email: str) -> str:
+    """One account per mailbox: ``Alice@Example.com`` is ``alice@example.com``."""
+    return nfkc(email).strip().lower()
+
+
+def username_key(username: str) -> str:
+    """The form under which two usernames count as the same one."""
+    return nfkc(username).strip().casefold()
+
+
+def canonical_identifier(identifier: str) -> tuple[Literal["email", "username"], str]:
+    """An identifier with an ``@`` is an email (usernames cannot contain one)."""
+    if "@" in identifier:
+        return "email", canonical_email(identifier)
+    return "username", username_key(identifier)
+
 
 Username = Annotated[StrictStr, Field(min_length=3, max_length=32)]
 Email = Annotated[StrictStr, Field(min_length=3, max_length=254)]

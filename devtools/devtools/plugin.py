@@ -1,4 +1,5 @@
-"""pytest plugin: real MariaDB, Redis, nginx and SMTP servers for the suite.
+"""pytest plugin: real MariaDB, Redis, nginx and SMTP servers and the Fakturownia
+stand-in for the suite.
 
 Each server starts once per test session on a free port with a throwaway data
 directory. A missing binary fails the run loudly.
@@ -11,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from common.devservers import MariaDB, Redis
-from common.smtp_sink import SmtpSink
+from devtools.devservers import MariaDB, Redis
+from devtools.sandbox import Sandbox, start_sandbox
+from devtools.smtp_sink import SmtpSink
 
 
 @pytest.fixture(scope="session")
@@ -42,3 +44,17 @@ def smtp_sink(smtp_sink_session: SmtpSink) -> SmtpSink:
     smtp_sink_session.clear()
     smtp_sink_session.refusing = False
     return smtp_sink_session
+
+
+@pytest.fixture(scope="session")
+def sandbox_session() -> Iterator[Sandbox]:
+    sandbox = start_sandbox()
+    yield sandbox
+    sandbox.stop()
+
+
+@pytest.fixture
+def sandbox(sandbox_session: Sandbox) -> Sandbox:
+    """The session's stand-in with no invoices and no faults."""
+    sandbox_session.reset()
+    return sandbox_session

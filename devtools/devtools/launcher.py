@@ -15,7 +15,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from common.devservers import (
+from devtools.devservers import (
     ManagedProcess,
     ServerError,
     find_binary,
@@ -199,7 +199,7 @@ class Platform:
                     [
                         sys.executable,
                         "-m",
-                        "common.smtp_sink",
+                        "devtools.smtp_sink",
                         "--port",
                         str(self.config.ports.smtp),
                         "--dir",

@@ -2,7 +2,7 @@
 
 Local runs and tests deliver mail here so a person (or a test) can read the
 activation codes and reset links. Run it alone with
-``python -m common.smtp_sink --port 8025 --dir var/mail``.
+``python -m devtools.smtp_sink --port 8025 --dir var/mail``.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ class SmtpSink:
 
     def start(self) -> SmtpSink:
         if self._controller.port == 0:
-            from common.devservers import free_port
+            from devtools.devservers import free_port
 
             self._controller.port = free_port()
         self._controller.start()

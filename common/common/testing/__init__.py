@@ -1,1 +1,0 @@
-"""Test tooling: real servers as pytest fixtures."""

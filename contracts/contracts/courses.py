@@ -1,0 +1,145 @@
+"""The courses API: its field rules, request and response models."""
+
+from __future__ import annotations
+
+import unicodedata
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
+
+from common.timeutil import from_db
+from common.validation import QuerySchema, Schema, UtcDatetime
+from contracts.currencies import known_currency
+
+NAME_MIN, NAME_MAX = 2, 64
+# Width of the name_key column. NFKC and case folding can lengthen a name (one "\ufdfa"
+# becomes 18 characters), so a name within NAME_MAX may still not fit.
+NAME_KEY_MAX = 255
+Name = Annotated[str, Field(min_length=NAME_MIN, max_length=NAME_MAX)]
+Description = Annotated[str, Field(max_length=2000)]
+Price = Annotated[Decimal, Field(ge=0, max_digits=10, decimal_places=2)]
+Currency = Annotated[
+    str,
+    Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code"),
+    AfterValidator(known_currency),
+]
+Capacity = Annotated[int, Field(ge=1, le=1_000_000)]
+
+SORTABLE = ("name", "price", "start_date", "end_date", "created_at")
+SortKey = Literal[
+    "name",
+    "-name",
+    "price",
+    "-price",
+    "start_date",
+    "-start_date",
+    "end_date",
+    "-end_date",
+    "created_at",
+    "-created_at",
+]
+
+
+class CourseFields(BaseModel):
+    """A complete, valid course. PATCH merges into the stored course and must
+    produce one of these again."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    name: Name
+    description: Description | None = None
+    price: Price
+    currency: Currency = "PLN"
+    max_participants: Capacity | None = None
+    start_date: UtcDatetime
+    end_date: UtcDatetime
+
+    @field_validator("name")
+    @classmethod
+    def _collapse_inner_spaces(cls, value: str) -> str:
+        value = " ".join(value.split())
+        if len(name_key(value)) > NAME_KEY_MAX:
+            raise ValueError("the name is too long once normalised")
+        return value
+
+    @model_validator(mode="after")
+    def _starts_before_it_ends(self) -> CourseFields:
+        if self.start_date >= self.end_date:
+            raise ValueError("start_date must be before end_date")
+        return self
+
+
+def name_key(name: str) -> str:
+    """The form under which two names count as the same course."""
+    return unicodedata.normalize("NFKC", " ".join(name.split())).casefold()
+
+
+class CourseCreate(CourseFields):
+    """Body of ``POST /api/course``."""
+
+
+class CourseUpdate(Schema):
+    """Body of ``PATCH /api/course/<id>``: only the fields sent change."""
+
+    name: Name | None = None
+    description: Description | None = None
+    price: Price | None = None
+    currency: Currency | None = None
+    max_participants: Capacity | None = None
+    start_date: UtcDatetime | None = None
+    end_date: UtcDatetime | None = None
+
+    def changes(self) -> dict[str, object]:
+        return {field: getattr(self, field) for field in self.model_fields_set}
+
+
+class CourseListQuery(QuerySchema):
+    """Query of ``GET /api/course/``: exact ``name`` lookup, or the catalogue."""
+
+    name: Annotated[str, Field(min_length=1, max_length=255)] | None = None
+    page: Annotated[int, Field(ge=1, le=100_000)] = 1
+    per_page: Annotated[int, Field(ge=1, le=100)] = 20
+    search: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    starts_after: UtcDatetime | None = None
+    starts_before: UtcDatetime | None = None
+    min_price: Annotated[Decimal, Field(ge=0, max_digits=10, decimal_places=2)] | None = None
+    max_price: Annotated[Decimal, Field(ge=0, max_digits=10, decimal_places=2)] | None = None
+    sort: SortKey = "start_date"
+
+
+class CourseOut(BaseModel):
+    id: int
+    name: str
+    description: str | None
+    price: Decimal
+    currency: str
+    max_participants: int | None
+    start_date: datetime
+    end_date: datetime
+    created_at: datetime
+    updated_at: datetime
+
+    @field_serializer("price")
+    def _price_as_string(self, price: Decimal) -> str:
+        return f"{price:.2f}"
+
+    @field_serializer("start_date", "end_date", "created_at", "updated_at")
+    def _as_utc(self, value: datetime) -> str:
+        return from_db(value).isoformat()
+
+
+class CourseList(BaseModel):
+    courses: list[CourseOut]
+    page: int
+    per_page: int
+    total: int
