@@ -4,5 +4,6 @@ pytest_plugins = [
     "courses.testing",
     "enrolments.testing",
     "gateway.testing",
+    "learning.testing",
     "users.testing",
 ]
