@@ -354,3 +354,58 @@ def correct_ids(question: dict[str, Any]) -> list[int]:
 
 def wrong_ids(question: dict[str, Any]) -> list[int]:
     return [option["id"] for option in question["options"] if not option["is_correct"]]
+
+
+def ten_question_test(
+    learning: LearningClient, neighbours: FakeNeighbours, course_id: int = 1, **settings: Any
+) -> dict[str, Any]:
+    """A published test of ten single-choice questions worth one point each, so an
+    attempt scores 10 % per right answer."""
+    built = course_with_lesson(learning, neighbours, course_id, lesson_type="test")
+    test = staff(
+        learning,
+        "PUT",
+        f"/lessons/{built['lesson']['id']}/test",
+        json={"title": "Ten", "passing_score": "50", **settings},
+    )
+    questions = [
+        staff(
+            learning,
+            "POST",
+            f"/tests/{test['id']}/questions",
+            json={
+                "text": f"Q{n}",
+                "question_type": "single",
+                "points": "1",
+                "options": [
+                    {"text": "yes", "is_correct": True},
+                    {"text": "no", "is_correct": False},
+                ],
+            },
+        )
+        for n in range(10)
+    ]
+    return {**built, "test": test, "questions": questions}
+
+
+def take_attempt(
+    learning: LearningClient, test: dict[str, Any], right: int, user: str = LEARNER
+) -> dict[str, Any]:
+    """Start an attempt, answer the first ``right`` questions right and the rest wrong, submit."""
+    started = learning.call("POST", f"/tests/{test['test']['id']}/attempts", user=user)
+    assert started.status_code in (200, 201), started.get_json()
+    attempt_id = started.get_json()["attempt_id"]
+    answers = [
+        {
+            "question_id": question["id"],
+            "option_ids": (correct_ids(question) if n < right else wrong_ids(question))[:1],
+        }
+        for n, question in enumerate(test["questions"])
+    ]
+    saved = learning.call(
+        "PUT", f"/attempts/{attempt_id}/answers", user=user, json={"answers": answers}
+    )
+    assert saved.status_code == 200, saved.get_json()
+    submitted = learning.call("POST", f"/attempts/{attempt_id}/submit", user=user)
+    assert submitted.status_code == 200, submitted.get_json()
+    return dict(submitted.get_json())
