@@ -5,7 +5,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-PACKAGES := $(wildcard common contracts devtools api-gateway users courses enrolments fakturownia-sandbox)
+PACKAGES := $(wildcard common contracts devtools api-gateway users courses enrolments learning fakturownia-sandbox)
 STAMP := $(VENV)/.installed
 
 .PHONY: run test lint typecheck pytest install install-system bench postman lock clean

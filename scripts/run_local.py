@@ -1,7 +1,8 @@
 """`make run`: the whole platform on this machine, on embedded defaults.
 
 SQLite files under var/ for the SQL services (unless COURSES_DATABASE_URL /
-ENROLMENTS_DATABASE_URL point at MySQL), the in-process MongoDB stand-in for
+ENROLMENTS_DATABASE_URL / LEARNING_DATABASE_URL point at MySQL; learning's uploads
+go to var/media), the in-process MongoDB stand-in for
 users (unless MONGO_URL is set), an in-process gateway store (unless REDIS_URL
 is set), a local SMTP sink writing var/mail/*.eml, the Fakturownia stand-in,
 every service under gunicorn, and nginx in front when it is installed.
@@ -61,6 +62,7 @@ def config_from_environment() -> PlatformConfig:
         enrolments_database_url=env.get(
             "ENROLMENTS_DATABASE_URL", f"sqlite:///{VAR / 'enrolments.db'}"
         ),
+        learning_database_url=env.get("LEARNING_DATABASE_URL", f"sqlite:///{VAR / 'learning.db'}"),
         mongo_url=env.get("MONGO_URL", ""),
         redis_url=env.get("REDIS_URL", ""),
         admin={

@@ -33,14 +33,19 @@ NGINX_ENTRYPOINT = ROOT / "nginx" / "render-and-run.sh"
 COMPOSE: dict[str, Any] = yaml.safe_load(COMPOSE_PATH.read_text())
 SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
 
-PYTHON_SERVICES = {"gateway", "users", "courses", "enrolments", "enrolments-worker"}
-DATA_STORES = {"mongo", "courses-db", "enrolments-db", "redis"}
-MIGRATIONS = {"courses-migrate": "courses", "enrolments-migrate": "enrolments"}
+PYTHON_SERVICES = {"gateway", "users", "courses", "enrolments", "enrolments-worker", "learning"}
+DATA_STORES = {"mongo", "courses-db", "enrolments-db", "learning-db", "redis"}
+MIGRATIONS = {
+    "courses-migrate": "courses",
+    "enrolments-migrate": "enrolments",
+    "learning-migrate": "learning",
+}
 # SQL service → its database and its migration job.
 SQL_SERVICES = {
     "courses": ("courses-db", "courses-migrate"),
     "enrolments": ("enrolments-db", "enrolments-migrate"),
     "enrolments-worker": ("enrolments-db", "enrolments-migrate"),
+    "learning": ("learning-db", "learning-migrate"),
 }
 EXPECTED_SERVICES = {"nginx", *PYTHON_SERVICES, *DATA_STORES, *MIGRATIONS}
 
@@ -58,6 +63,7 @@ PYTHON_IMAGES = {
     "users": ({"common", "contracts", "users"}, "users"),
     "courses": ({"common", "contracts", "courses"}, "courses"),
     "enrolments": ({"common", "contracts", "enrolments"}, "enrolments"),
+    "learning": ({"common", "contracts", "learning"}, "learning"),
     "fakturownia-sandbox": ({"fakturownia-sandbox"}, "fakturownia_sandbox"),
 }
 DOCKERFILES = sorted(ROOT.glob("*/Dockerfile"))
@@ -73,6 +79,8 @@ SETTINGS_CLASSES = {
     "enrolments": "enrolments.settings:EnrolmentsSettings",
     "enrolments-migrate": "enrolments.settings:EnrolmentsSettings",
     "enrolments-worker": "enrolments.settings:EnrolmentsSettings",
+    "learning": "learning.settings:LearningSettings",
+    "learning-migrate": "learning.settings:LearningSettings",
 }
 MAIL_SERVICES = {"users", "enrolments", "enrolments-migrate", "enrolments-worker"}
 NOT_FROM_COMPOSE = {"admin_email", "admin_username", "admin_password", "mail"}
@@ -194,6 +202,8 @@ def test_python_services_probe_their_readiness_endpoint() -> None:
         assert "/health/ready" in test, name
     assert "mysqladmin ping" in " ".join(SERVICES["courses-db"]["healthcheck"]["test"])
     assert "mysqladmin ping" in " ".join(SERVICES["enrolments-db"]["healthcheck"]["test"])
+    # MariaDB's image ships its own probe instead of mysqladmin.
+    assert "healthcheck.sh --connect" in " ".join(SERVICES["learning-db"]["healthcheck"]["test"])
     assert "redis-cli ping" in " ".join(SERVICES["redis"]["healthcheck"]["test"])
     assert "mongosh" in " ".join(SERVICES["mongo"]["healthcheck"]["test"])
 
@@ -470,3 +480,20 @@ def test_entrypoint_substitutes_exactly_the_template_variables() -> None:
     listed = re.search(r"envsubst '([^']*)'", NGINX_ENTRYPOINT.read_text())
     assert listed is not None
     assert set(re.findall(r"\$\{([A-Z_]+)\}", listed.group(1))) == template_vars
+
+
+def location_directives(text: str, header: str) -> list[str]:
+    """The directives of one `location … {` block of the template (comments dropped)."""
+    start = text.index(header + " {")
+    block = text[start + len(header) + 2 : text.index("}", start)]
+    lines = (line.split("#", 1)[0].strip() for line in block.splitlines())
+    return [line for line in lines if line]
+
+
+def test_only_the_media_upload_path_gets_a_larger_body_cap() -> None:
+    text = NGINX_TEMPLATE.read_text()
+    assert re.findall(r"client_max_body_size (\S+);", text) == ["1m", "21m"]
+    api = location_directives(text, "location /api/")
+    media = location_directives(text, "location ~ ^/api/lessons/[0-9]+/media/?$")
+    # Proxied exactly like every other /api/ path, the cap aside.
+    assert media == ["client_max_body_size 21m;", *api]

@@ -21,6 +21,7 @@ SERVICES = {
     "users": ROOT / "users" / "users",
     "courses": ROOT / "courses" / "courses",
     "enrolments": ROOT / "enrolments" / "enrolments",
+    "learning": ROOT / "learning" / "learning",
     "fakturownia_sandbox": ROOT / "fakturownia-sandbox" / "fakturownia_sandbox",
 }
 SHARED = {"common": ROOT / "common" / "common", "contracts": ROOT / "contracts" / "contracts"}

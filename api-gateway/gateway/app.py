@@ -9,7 +9,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from common.app import create_base_app
 from common.errors import error_response
 from gateway.container import Container
-from gateway.http import auth, courses, enrolments, users
+from gateway.http import auth, courses, enrolments, learning, users
 from gateway.jwt import init_jwt
 from gateway.openapi import docs_blueprint
 from gateway.ratelimit import init_rate_limits
@@ -30,11 +30,17 @@ def create_app(settings: GatewaySettings | None = None) -> Flask:
     app.register_blueprint(users.blueprint)
     app.register_blueprint(courses.blueprint)
     app.register_blueprint(enrolments.blueprint)
+    app.register_blueprint(learning.blueprint)
     app.register_blueprint(docs_blueprint())
     init_shared_state(app, settings)
     # Build the pooled clients now: creating one loads CA certificates (~100 ms), which
     # must not land on a user's first request.
-    for upstream in (container.users, container.courses, container.enrolments):
+    for upstream in (
+        container.users,
+        container.courses,
+        container.enrolments,
+        container.learning,
+    ):
         upstream()
     return app
 

@@ -36,6 +36,7 @@ class Container(containers.DeclarativeContainer):
     enrolments = providers.Singleton(
         _upstream, "enrolments", settings.provided.enrolments_url, settings
     )
+    learning = providers.Singleton(_upstream, "learning", settings.provided.learning_url, settings)
     redis = providers.Singleton(_redis, settings)
     tracked = providers.Singleton(_tracked, redis, settings)
     state = providers.Singleton(GatewayState, redis, tracked)

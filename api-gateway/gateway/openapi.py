@@ -45,8 +45,14 @@ class Operation:
     tag: str
     auth: Auth = "public"
     body: type[BaseModel] | None = None
+    # A multipart/form-data alternative to the JSON body (an upload); ``bytes`` fields
+    # are file parts. Only ``form`` means a multipart-only route.
+    form: type[BaseModel] | None = None
     query: type[BaseModel] | None = None
     responses: dict[int, type[BaseModel] | None] = field(default_factory=dict)
+    # Statuses whose answer may be a file (any media type, its own Content-Type); its
+    # model, if any, describes the JSON answer of the same status.
+    files: tuple[int, ...] = ()
     errors: tuple[int, ...] = ()
     example: dict[str, Any] | None = None
     rate_limited: bool = False  # per client IP (AUTH_RATE_LIMIT)
@@ -72,7 +78,7 @@ _ERROR_TEXT = {
     405: "Method not allowed",
     409: "Conflicts with the current state",
     413: "Request body too large",
-    415: "Body is not JSON",
+    415: "Body is not of a media type the route accepts",
     429: "Rate limited (see Retry-After)",
     500: "Unexpected error",
     503: "A dependency is unavailable",
@@ -129,8 +135,9 @@ def _component_schemas(operations: list[tuple[str, str, Operation]]) -> dict[str
         (ErrorEnvelope, "serialization")
     ]
     for _, _, operation in operations:
-        if operation.body is not None:
-            models.append((operation.body, "validation"))
+        for request_model in (operation.body, operation.form):
+            if request_model is not None:
+                models.append((request_model, "validation"))
         for model in operation.responses.values():
             if model is not None:
                 models.append((model, "serialization"))
@@ -174,18 +181,28 @@ def _operation(
     elif operation.auth == "refresh_cookie":
         spec["security"] = [{"refreshCookie": []}]
         spec["description"] = "Needs the refresh cookie and the X-CSRF-TOKEN header."
+    bodies: dict[str, Any] = {}
     if operation.body is not None:
         content: dict[str, Any] = {"schema": _ref(operation.body)}
         if operation.example is not None:
             content["example"] = operation.example
-        spec["requestBody"] = {"required": True, "content": {"application/json": content}}
+        bodies["application/json"] = content
+    if operation.form is not None:
+        bodies["multipart/form-data"] = {"schema": _ref(operation.form)}
+    if bodies:
+        spec["requestBody"] = {"required": True, "content": bodies}
     for status, model in (operation.responses or {200: None}).items():
         response: dict[str, Any] = {"description": "Success"}
+        content_types: dict[str, Any] = {}
         if model is not None:
-            response["content"] = {"application/json": {"schema": _ref(model)}}
+            content_types["application/json"] = {"schema": _ref(model)}
+        if status in operation.files:
+            content_types["*/*"] = {"schema": {"type": "string", "format": "binary"}}
+        if content_types:
+            response["content"] = content_types
         spec["responses"][str(status)] = response
     errors = set(operation.errors) | set(_AUTH_ERRORS[operation.auth]) | {500, 503}
-    if operation.body is not None:
+    if bodies:
         errors |= {400, 413, 415}
     if operation.query is not None:
         errors.add(400)

@@ -15,6 +15,7 @@ class GatewaySettings(BaseServiceSettings):
     users_url: str = "http://127.0.0.1:8001"
     courses_url: str = "http://127.0.0.1:8002"
     enrolments_url: str = "http://127.0.0.1:8003"
+    learning_url: str = "http://127.0.0.1:8004"
     upstream_timeout: float = 10.0
     upstream_pool_size: int = 64
 

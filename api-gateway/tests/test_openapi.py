@@ -133,19 +133,23 @@ def fuzz_app(
     courses_server: LiveServer,
     users_server: LiveServer,
     enrolments_app: Flask,
+    learning_app: Flask,
 ) -> Iterator[Flask]:
     enrolments = LiveServer(enrolments_app).start()
+    learning = LiveServer(learning_app).start()
     app = create_app(
         gateway_settings(
             redis_url=redis_server.url,
             courses_url=courses_server.url,
             users_url=users_server.url,
             enrolments_url=enrolments.url,
+            learning_url=learning.url,
             auth_rate_limit="100000/minute",
             account_rate_limit="100000/minute",
         )
     )
     yield app
+    learning.stop()
     enrolments.stop()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from datetime import datetime
 from decimal import Decimal
@@ -34,6 +35,18 @@ Currency = Annotated[
     AfterValidator(known_currency),
 ]
 Capacity = Annotated[int, Field(ge=1, le=1_000_000)]
+
+# Course.status: a draft is seen by its author and admins only; the catalogue lists the
+# published ones; an archived course stays readable but takes no new enrolments.
+DRAFT, PUBLISHED, ARCHIVED = "draft", "published", "archived"
+COURSE_STATUSES: tuple[str, ...] = (DRAFT, PUBLISHED, ARCHIVED)
+CourseStatus = Literal["draft", "published", "archived"]
+PageNumber = Annotated[int, Field(ge=1, le=100_000)]
+PerPage = Annotated[int, Field(ge=1, le=100)]
+CourseId = Annotated[int, Field(ge=1, le=2**63 - 1)]
+# The most ids one ``GET /internal/courses?ids=`` may ask for.
+MAX_BATCH_IDS = 500
+_ID_PATTERN = re.compile(r"^[0-9]{1,19}$")
 
 SORTABLE = ("name", "price", "start_date", "end_date", "created_at")
 SortKey = Literal[
@@ -84,8 +97,19 @@ def name_key(name: str) -> str:
     return unicodedata.normalize("NFKC", " ".join(name.split())).casefold()
 
 
+def _status_not_null(value: str | None) -> str | None:
+    if value is None:
+        raise ValueError("status cannot be null")
+    return value
+
+
 class CourseCreate(CourseFields):
-    """Body of ``POST /api/course``."""
+    """Body of ``POST /api/course``. Without ``status``, an instructor's new course is a
+    draft and an admin's is published at once (the seed's behaviour)."""
+
+    status: CourseStatus | None = None
+
+    _status = field_validator("status")(_status_not_null)
 
 
 class CourseUpdate(Schema):
@@ -98,6 +122,9 @@ class CourseUpdate(Schema):
     max_participants: Capacity | None = None
     start_date: UtcDatetime | None = None
     end_date: UtcDatetime | None = None
+    status: CourseStatus | None = None
+
+    _status = field_validator("status")(_status_not_null)
 
     def changes(self) -> dict[str, object]:
         return {field: getattr(self, field) for field in self.model_fields_set}
@@ -107,8 +134,8 @@ class CourseListQuery(QuerySchema):
     """Query of ``GET /api/course/``: exact ``name`` lookup, or the catalogue."""
 
     name: Annotated[str, Field(min_length=1, max_length=255)] | None = None
-    page: Annotated[int, Field(ge=1, le=100_000)] = 1
-    per_page: Annotated[int, Field(ge=1, le=100)] = 20
+    page: PageNumber = 1
+    per_page: PerPage = 20
     search: Annotated[str, Field(min_length=1, max_length=64)] | None = None
     starts_after: UtcDatetime | None = None
     starts_before: UtcDatetime | None = None
@@ -117,8 +144,35 @@ class CourseListQuery(QuerySchema):
     sort: SortKey = "start_date"
 
 
+class AuthorCoursesQuery(QuerySchema):
+    """Query of ``GET /api/course/author/<author_id>``: paginated like the catalogue."""
+
+    page: PageNumber = 1
+    per_page: PerPage = 20
+
+
+class CourseIdsQuery(QuerySchema):
+    """Query of the internal ``GET /internal/courses?ids=1,2,3``."""
+
+    ids: Annotated[list[CourseId], Field(min_length=1, max_length=MAX_BATCH_IDS)]
+
+    @field_validator("ids", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if not isinstance(value, str):
+            raise ValueError("ids must be one comma-separated list of positive integers")
+        parts = value.split(",")
+        if len(parts) > MAX_BATCH_IDS:
+            raise ValueError(f"at most {MAX_BATCH_IDS} ids")
+        if not all(_ID_PATTERN.fullmatch(part) for part in parts):
+            raise ValueError("ids must be one comma-separated list of positive integers")
+        return [int(part) for part in parts]
+
+
 class CourseOut(BaseModel):
     id: int
+    author_id: str | None
+    status: CourseStatus
     name: str
     description: str | None
     price: Decimal
@@ -143,3 +197,9 @@ class CourseList(BaseModel):
     page: int
     per_page: int
     total: int
+
+
+class CourseBatch(BaseModel):
+    """Answer of the internal ``GET /internal/courses?ids=``: the courses that exist."""
+
+    courses: list[CourseOut]

@@ -14,6 +14,10 @@ from common.validation import QuerySchema, Schema
 PositiveId = Annotated[StrictInt, Field(ge=1, le=2**63 - 1)]
 UserId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 Status = Literal["active", "cancelled", "completed", "expired"]
+# The statuses of a live enrolment: it holds a seat and gives access to the course.
+LiveStatus = Literal["active", "completed"]
+PaymentStatus = Literal["pending", "paid", "failed"]
+CourseIdParam = Annotated[int, Field(ge=1, le=2**63 - 1)]
 
 
 class EnrolmentCreate(Schema):
@@ -37,7 +41,7 @@ class PageQuery(QuerySchema):
 class ActiveQuery(PageQuery):
     """Query of ``GET /api/enrolment/active``."""
 
-    course_id: Annotated[int, Field(ge=1, le=2**63 - 1)] | None = None
+    course_id: CourseIdParam | None = None
 
 
 class MineQuery(PageQuery):
@@ -103,3 +107,78 @@ class ExpiryOut(BaseModel):
     expired: int
     enrolment_ids: list[int]
     truncated: bool
+
+
+# -- internal: what the learning service asks (the internal key, no caller identity) ----------
+
+
+class AccessQuery(QuerySchema):
+    """Query of ``GET /internal/enrolments/access``."""
+
+    user_id: UserId
+    course_id: CourseIdParam
+
+
+class LearnerAccess(BaseModel):
+    """The user's live enrolment in the course; ``may_learn``: paid, or a free course."""
+
+    enrolment_id: int
+    status: LiveStatus
+    payment_status: PaymentStatus
+    may_learn: bool
+
+
+class LearnersQuery(PageQuery):
+    """Query of ``GET /internal/enrolments/learners``."""
+
+    course_id: CourseIdParam
+
+
+class Learner(BaseModel):
+    user_id: str
+    enrolment_id: int
+    status: LiveStatus
+    payment_status: PaymentStatus
+
+
+class LearnerList(BaseModel):
+    """The live enrolments of a course, by enrolment id."""
+
+    learners: list[Learner]
+    page: int
+    per_page: int
+    total: int
+
+
+class UserEnrolmentsQuery(PageQuery):
+    """Query of ``GET /internal/enrolments/by-user``."""
+
+    user_id: UserId
+
+
+class UserEnrolment(BaseModel):
+    course_id: int
+    enrolment_id: int
+    status: LiveStatus
+    payment_status: PaymentStatus
+
+
+class UserEnrolmentList(BaseModel):
+    """A user's live enrolments, by enrolment id."""
+
+    enrolments: list[UserEnrolment]
+    page: int
+    per_page: int
+    total: int
+
+
+class CompletionRequest(Schema):
+    """Body of ``POST /internal/enrolments/complete``."""
+
+    user_id: UserId
+    course_id: PositiveId
+
+
+class CompletionOut(BaseModel):
+    enrolment_id: int
+    status: Literal["completed"]

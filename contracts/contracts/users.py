@@ -16,8 +16,12 @@ from pydantic import BaseModel, Field, StrictStr, field_validator, model_validat
 from common.validation import QuerySchema, Schema
 
 PASSWORD_MIN, PASSWORD_MAX = 12, 128
-Role = Literal["admin", "user"]
-ROLES: tuple[str, ...] = ("admin", "user")
+ADMIN, INSTRUCTOR, USER = "admin", "instructor", "user"
+# An instructor has a user's rights plus authoring courses; never an admin's.
+Role = Literal["admin", "instructor", "user"]
+ROLES: tuple[str, ...] = (ADMIN, INSTRUCTOR, USER)
+# Who may create courses (the courses service decides who may change which one).
+AUTHOR_ROLES: tuple[str, ...] = (ADMIN, INSTRUCTOR)
 
 USERNAME_PATTERN = re.compile(r"^[\w.-]{3,32}$")
 TOTP_PATTERN = re.compile(r"^[0-9]{6}$")

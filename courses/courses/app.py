@@ -8,7 +8,7 @@ from common.app import create_base_app
 from common.migrations import init_migrations
 from courses.adapters.tables import Base
 from courses.container import Container
-from courses.http.routes import blueprint
+from courses.http import internal, routes
 from courses.settings import CoursesSettings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -21,5 +21,6 @@ def create_app(settings: CoursesSettings | None = None) -> Flask:
     app = create_base_app("courses", settings, {"database": database.ping})
     app.extensions["container"] = container
     init_migrations(app, database, Base.metadata, MIGRATIONS)
-    app.register_blueprint(blueprint)
+    app.register_blueprint(routes.blueprint)
+    app.register_blueprint(internal.blueprint)
     return app

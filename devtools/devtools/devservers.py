@@ -258,14 +258,19 @@ NGINX_TEMPLATE = REPO_ROOT / "nginx" / "nginx.conf.template"
 def render_nginx_config(
     *, listen: str, gateway: str, workdir: Path, template: Path = NGINX_TEMPLATE
 ) -> Path:
-    """The same template as production, with ports and paths filled in."""
+    """The same template as production, with ports and paths filled in.
+
+    Started as root (the CI VM), nginx's workers would drop to ``nobody``, who may not
+    even reach this private workdir: every request body or answer too big for nginx's
+    memory buffers (an upload, a download) would fail on its temp file. So the workers
+    stay the invoking user, as they do in the image (which runs nginx unprivileged)."""
     config = template.read_text()
     replacements = {
         "${NGINX_LISTEN}": listen,
         "${GATEWAY_UPSTREAM}": gateway,
         "${NGINX_PREFIX}": str(workdir),
         "${NGINX_PID}": str(workdir / "nginx.pid"),
-        "${NGINX_USER_DIRECTIVE}": "",
+        "${NGINX_USER_DIRECTIVE}": "user root;" if os.geteuid() == 0 else "",
         "${NGINX_ACCESS_LOG}": str(workdir / "access.log"),
         "${NGINX_ERROR_LOG}": str(workdir / "error.log"),
         "${NGINX_DAEMON}": "off",

@@ -12,13 +12,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from devtools.devservers import (
     ManagedProcess,
     ServerError,
     find_binary,
+    free_port,
     port_open,
     render_nginx_config,
     wait_until,
@@ -36,10 +37,22 @@ class Ports:
     enrolments: int
     fakturownia: int
     smtp: int
+    # Last and optional, so a caller that lists the first seven ports still works: 0 means
+    # any free port.
+    learning: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.learning:
+            self.learning = free_port()
 
     @classmethod
     def from_base(cls, base: int) -> Ports:
-        return cls(*(base + offset for offset in range(7)))
+        return cls(*(base + offset for offset in range(len(fields(cls)))))
+
+    @classmethod
+    def free(cls) -> Ports:
+        """Free loopback ports for every process (tests)."""
+        return cls(*(free_port() for _ in fields(cls)))
 
 
 @dataclass
@@ -52,6 +65,8 @@ class PlatformConfig:
     fakturownia_api_token: str
     courses_database_url: str
     enrolments_database_url: str
+    # Empty: a SQLite file in the run dir.
+    learning_database_url: str = ""
     mongo_url: str = ""
     redis_url: str = ""
     admin: dict[str, str] = field(default_factory=dict)
@@ -141,6 +156,21 @@ def plan(config: PlatformConfig) -> list[Service]:
                 "RUN_WORKERS": "true",
             },
         ),
+        Service(
+            "learning",
+            "learning",
+            ports.learning,
+            workers=workers,
+            migrate=True,
+            env={
+                **base,
+                "DATABASE_URL": config.learning_database_url
+                or f"sqlite:///{config.run_dir / 'learning.db'}",
+                "COURSES_URL": urls["COURSES_URL"],
+                "ENROLMENTS_URL": urls["ENROLMENTS_URL"],
+                "MEDIA_DIR": str(config.run_dir / "media"),
+            },
+        ),
         # Without Redis the gateway's store is in-process: one worker, or limits would not hold.
         Service(
             "gateway",
@@ -150,6 +180,7 @@ def plan(config: PlatformConfig) -> list[Service]:
             env={
                 **base,
                 **urls,
+                "LEARNING_URL": f"http://127.0.0.1:{ports.learning}",
                 "JWT_SECRET_KEY": config.jwt_secret_key,
                 "REDIS_URL": config.redis_url,
                 "COOKIE_SECURE": "false",

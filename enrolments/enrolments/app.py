@@ -15,7 +15,7 @@ from common.app import create_base_app
 from common.migrations import init_migrations
 from enrolments.adapters.tables import Base
 from enrolments.container import Container
-from enrolments.http.routes import blueprint
+from enrolments.http import internal, routes
 from enrolments.settings import EnrolmentsSettings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -35,7 +35,8 @@ def create_app(settings: EnrolmentsSettings | None = None) -> Flask:
     app = create_base_app("enrolments", settings, {"database": database.ping})
     app.extensions["container"] = container
     init_migrations(app, database, Base.metadata, MIGRATIONS)
-    app.register_blueprint(blueprint)
+    app.register_blueprint(routes.blueprint)
+    app.register_blueprint(internal.blueprint)
     workers = container.workers()
     container.service().on_work = workers.wake
     app.cli.add_command(invoice_worker_command)

@@ -7,10 +7,12 @@ from common.mail import OutgoingMail, SmtpMailer
 from common.outbox import OutboxRelay
 from enrolments.adapters.fakturownia import FakturowniaClient
 from enrolments.adapters.invoice_outbox import InvoiceOutbox
+from enrolments.adapters.learners import LearnerRepository
 from enrolments.adapters.mail_outbox import SqlMailOutbox
 from enrolments.adapters.repository import EnrolmentRepository
 from enrolments.adapters.upstreams import CoursesClient, UsersClient
 from enrolments.domain import EXPIRY_JOB
+from enrolments.learners import LearnerService
 from enrolments.service import EnrolmentService, InvoiceProcessor, RetryPolicy
 from enrolments.settings import EnrolmentsSettings
 from enrolments.workers import BackgroundWorkers, DailyJob, InvoiceWorkerPool
@@ -42,6 +44,8 @@ class Container(containers.DeclarativeContainer):
         Database, url=settings.provided.database_url, pool_size=settings.provided.db_pool_size
     )
     repository = providers.Singleton(EnrolmentRepository, database=database)
+    learner_repository = providers.Singleton(LearnerRepository, database=database)
+    learner_service = providers.Singleton(LearnerService, repository=learner_repository)
     users = providers.Singleton(
         UsersClient,
         settings.provided.users_url,

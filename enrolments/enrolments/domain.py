@@ -8,6 +8,7 @@ from decimal import Decimal
 
 from common.errors import ApiError, Conflict, Forbidden, NotFound
 from common.mail import OutgoingMail
+from contracts.courses import ARCHIVED, DRAFT  # noqa: F401 - Course.status values
 
 # Enrolment.status
 ACTIVE, CANCELLED, COMPLETED, EXPIRED = "active", "cancelled", "completed", "expired"
@@ -41,6 +42,12 @@ def money(value: Decimal) -> str:
     return f"{value.quantize(Decimal('0.01'))}"
 
 
+def may_learn(payment_status: str, price: Decimal) -> bool:
+    """A live enrolment gives access to the course's material once paid, or at once
+    when the course was free."""
+    return payment_status == PAID or price == 0
+
+
 @dataclass(frozen=True)
 class User:
     id: str
@@ -65,6 +72,7 @@ class Course:
     max_participants: int | None
     start_date: datetime
     end_date: datetime
+    status: str  # draft | published | archived (contracts.courses)
 
 
 @dataclass(frozen=True)
@@ -127,6 +135,10 @@ class CourseNotFound(NotFound):
 
 class UserInactive(Conflict):
     code, message = "user_inactive", "The user account is not active."
+
+
+class CourseArchived(Conflict):
+    code, message = "course_archived", "The course is archived and takes no new enrolments."
 
 
 class CourseEnded(Conflict):

@@ -27,7 +27,10 @@ from enrolments.adapters.tables import EnrolmentRecord
 from enrolments.adapters.upstreams import CoursesClient, UsersClient
 from enrolments.domain import (
     ACTIVE,
+    ARCHIVED,
+    DRAFT,
     EXPIRY_JOB,
+    CourseArchived,
     CourseEnded,
     CourseNotFound,
     EnrolForOthers,
@@ -65,6 +68,10 @@ class EnrolmentService:
         if not user.is_active:
             raise UserInactive()
         course = self.courses.get(course_id)
+        if course.status == DRAFT:
+            raise CourseNotFound()  # not published: it does not exist for learners yet
+        if course.status == ARCHIVED:
+            raise CourseArchived()
         if course.end_date <= utcnow():
             raise CourseEnded()
         mail = enrolment_mail(

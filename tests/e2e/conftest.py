@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from devtools.devservers import MariaDB, Redis, free_port
+from devtools.devservers import MariaDB, Redis
 from devtools.launcher import Platform, PlatformConfig, Ports
 from devtools.smtp_sink import message_text
 
@@ -30,7 +30,7 @@ def platform(
     mariadb: MariaDB, redis_server: Redis, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Platform]:
     config = PlatformConfig(
-        ports=Ports(*(free_port() for _ in range(7))),
+        ports=Ports.free(),
         run_dir=Path(tmp_path_factory.mktemp("platform")),
         internal_api_key=secrets.token_urlsafe(40),
         jwt_secret_key=secrets.token_urlsafe(40),
@@ -38,11 +38,14 @@ def platform(
         fakturownia_api_token=secrets.token_urlsafe(20),
         courses_database_url=mariadb.create_database("e2e_courses"),
         enrolments_database_url=mariadb.create_database("e2e_enrolments"),
+        learning_database_url=mariadb.create_database("e2e_learning"),
         redis_url=redis_server.url,
         admin=ADMIN,
         environment="development",
         # Every journey comes from 127.0.0.1; the per-IP limits have their own gateway tests.
-        extra_env={"gateway": {"AUTH_RATE_LIMIT": "1000/minute"}},
+        extra_env={
+            "gateway": {"AUTH_RATE_LIMIT": "1000/minute"},
+        },
     )
     running = Platform(config).start(require_nginx=True)
     yield running

@@ -1,12 +1,26 @@
-"""Public course routes, forwarded to the courses service."""
+"""Public course routes, forwarded to the courses service.
+
+Writes need the admin or instructor role here; which course an instructor may change
+(the ones they authored) and who sees a draft is the courses service's decision.
+"""
 
 from __future__ import annotations
+
+from urllib.parse import quote
 
 from flask import Blueprint, Response, current_app, request
 from pydantic import RootModel
 
 from common.validation import parse_body, parse_query
-from contracts.courses import CourseCreate, CourseList, CourseListQuery, CourseOut, CourseUpdate
+from contracts.courses import (
+    AuthorCoursesQuery,
+    CourseCreate,
+    CourseList,
+    CourseListQuery,
+    CourseOut,
+    CourseUpdate,
+)
+from contracts.users import AUTHOR_ROLES
 from gateway.adapters.upstream import Upstream
 from gateway.http.guards import current_caller, login_optional, roles_required
 from gateway.openapi import documented
@@ -35,15 +49,16 @@ def _courses() -> Upstream:
 
 @blueprint.post("/")
 @documented(
-    "Create a course",
+    "Create a course (admin or instructor; the caller becomes its author; an instructor's "
+    "course is a draft unless status is sent)",
     tag="courses",
-    auth="admin",
+    auth="user",
     body=CourseCreate,
     responses={201: CourseOut},
-    errors=(409,),
+    errors=(403, 409),
     example=EXAMPLE,
 )
-@roles_required("admin")
+@roles_required(*AUTHOR_ROLES)
 def create_course() -> Response:
     parse_body(CourseCreate)
     return _courses().forward(
@@ -53,7 +68,7 @@ def create_course() -> Response:
 
 @blueprint.get("/")
 @documented(
-    "Find a course by exact name, or browse the catalogue",
+    "Find a published course by exact name, or browse the catalogue (published courses)",
     tag="courses",
     auth="optional",
     query=CourseListQuery,
@@ -68,9 +83,33 @@ def list_or_find_courses() -> Response:
     )
 
 
+@blueprint.get("/author/<author_id>")
+@documented(
+    "List an author's courses (their drafts and archived ones too for the author and admins)",
+    tag="courses",
+    auth="optional",
+    query=AuthorCoursesQuery,
+    responses={200: CourseList},
+    errors=(404,),
+)
+@login_optional
+def list_author_courses(author_id: str) -> Response:
+    parse_query(AuthorCoursesQuery)
+    return _courses().forward(
+        "GET",
+        f"/courses/author/{quote(author_id, safe='')}",
+        caller=current_caller(),
+        params=request.query_string.decode(),
+    )
+
+
 @blueprint.get("/<int:course_id>")
 @documented(
-    "Get a course", tag="courses", auth="optional", responses={200: CourseOut}, errors=(404,)
+    "Get a course (a draft only for its author and admins)",
+    tag="courses",
+    auth="optional",
+    responses={200: CourseOut},
+    errors=(404,),
 )
 @login_optional
 def get_course(course_id: int) -> Response:
@@ -79,15 +118,15 @@ def get_course(course_id: int) -> Response:
 
 @blueprint.patch("/<int:course_id>")
 @documented(
-    "Update a course (only the fields sent)",
+    "Update a course, only the fields sent (an admin, or the instructor who authored it)",
     tag="courses",
-    auth="admin",
+    auth="user",
     body=CourseUpdate,
     responses={200: CourseOut},
-    errors=(404, 409),
+    errors=(403, 404, 409),
     example={"price": "149.00"},
 )
-@roles_required("admin")
+@roles_required(*AUTHOR_ROLES)
 def update_course(course_id: int) -> Response:
     parse_body(CourseUpdate)
     return _courses().forward(
@@ -96,7 +135,13 @@ def update_course(course_id: int) -> Response:
 
 
 @blueprint.delete("/<int:course_id>")
-@documented("Delete a course", tag="courses", auth="admin", responses={204: None}, errors=(404,))
-@roles_required("admin")
+@documented(
+    "Delete a course (an admin, or the instructor who authored it)",
+    tag="courses",
+    auth="user",
+    responses={204: None},
+    errors=(403, 404),
+)
+@roles_required(*AUTHOR_ROLES)
 def delete_course(course_id: int) -> Response:
     return _courses().forward("DELETE", f"/courses/{course_id}", caller=current_caller())

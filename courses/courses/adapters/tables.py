@@ -7,7 +7,7 @@ from sqlalchemy import BigInteger, DateTime, Index, Integer, Numeric, String, Te
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from common.timeutil import db_now
-from courses.domain import NAME_KEY_MAX
+from courses.domain import NAME_KEY_MAX, PUBLISHED
 
 Id = BigInteger().with_variant(Integer, "sqlite")
 
@@ -20,6 +20,9 @@ class CourseRecord(Base):
     __tablename__ = "courses"
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    # The creating user's id; NULL for the courses that predate authorship.
+    author_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    status: Mapped[str] = mapped_column(String(16), default=PUBLISHED, server_default=PUBLISHED)
     name: Mapped[str] = mapped_column(String(64))
     # Case- and width-folded name; its unique index is what makes names unique.
     name_key: Mapped[str] = mapped_column(String(NAME_KEY_MAX), unique=True)
@@ -33,4 +36,10 @@ class CourseRecord(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=db_now, onupdate=db_now)
 
     # A deleted course's id is never reused on SQLite: enrolments still name it.
-    __table_args__ = (Index("ix_courses_price", "price"), {"sqlite_autoincrement": True})
+    __table_args__ = (
+        Index("ix_courses_price", "price"),
+        # The catalogue lists the published courses in start_date order.
+        Index("ix_courses_status_start_date", "status", "start_date"),
+        Index("ix_courses_author_id", "author_id"),
+        {"sqlite_autoincrement": True},
+    )

@@ -6,10 +6,17 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify
 
-from common.identity import require_admin
+from common.identity import Caller, current_caller, require_caller
 from common.validation import parse_body, parse_query
-from contracts.courses import CourseCreate, CourseList, CourseListQuery, CourseOut, CourseUpdate
-from courses.domain import CourseQuery
+from contracts.courses import (
+    AuthorCoursesQuery,
+    CourseCreate,
+    CourseList,
+    CourseListQuery,
+    CourseOut,
+    CourseUpdate,
+)
+from courses.domain import CourseQuery, check_may_author
 from courses.service import CourseService
 
 blueprint = Blueprint("courses", __name__)
@@ -19,15 +26,33 @@ def _service() -> CourseService:
     return current_app.extensions["container"].course_service()
 
 
+def course_out(record: Any) -> CourseOut:
+    return CourseOut.model_validate(record, from_attributes=True)
+
+
 def _course_json(record: Any, status: int = 200) -> tuple[Response, int]:
-    return jsonify(CourseOut.model_validate(record, from_attributes=True).model_dump()), status
+    return jsonify(course_out(record).model_dump()), status
+
+
+def _author() -> Caller:
+    """Refuse a caller who may author no course before reading the body."""
+    caller = require_caller()
+    check_may_author(caller)
+    return caller
+
+
+def _listing(records: list[Any], total: int, page: int, per_page: int) -> tuple[Response, int]:
+    listing = CourseList(
+        courses=[course_out(r) for r in records], page=page, per_page=per_page, total=total
+    )
+    return jsonify(listing.model_dump()), 200
 
 
 @blueprint.post("/courses")
 def create_course() -> tuple[Response, int]:
-    require_admin()
-    fields = parse_body(CourseCreate)
-    return _course_json(_service().create(fields), 201)
+    caller = _author()
+    body = parse_body(CourseCreate)
+    return _course_json(_service().create(caller, body, body.status), 201)
 
 
 @blueprint.get("/courses")
@@ -38,29 +63,30 @@ def list_courses() -> tuple[Response, int]:
     records, total = _service().search(
         CourseQuery.model_validate(query.model_dump(exclude={"name"}))
     )
-    listing = CourseList(
-        courses=[CourseOut.model_validate(r, from_attributes=True) for r in records],
-        page=query.page,
-        per_page=query.per_page,
-        total=total,
-    )
-    return jsonify(listing.model_dump()), 200
+    return _listing(records, total, query.page, query.per_page)
+
+
+@blueprint.get("/courses/author/<author_id>")
+def list_author_courses(author_id: str) -> tuple[Response, int]:
+    query = parse_query(AuthorCoursesQuery)
+    records, total = _service().by_author(current_caller(), author_id, query.page, query.per_page)
+    return _listing(records, total, query.page, query.per_page)
 
 
 @blueprint.get("/courses/<int:course_id>")
 def get_course(course_id: int) -> tuple[Response, int]:
-    return _course_json(_service().get(course_id))
+    return _course_json(_service().get(current_caller(), course_id))
 
 
 @blueprint.patch("/courses/<int:course_id>")
 def update_course(course_id: int) -> tuple[Response, int]:
-    require_admin()
+    caller = _author()
     changes = parse_body(CourseUpdate).changes()
-    return _course_json(_service().update(course_id, changes))
+    return _course_json(_service().update(caller, course_id, changes))
 
 
 @blueprint.delete("/courses/<int:course_id>")
 def delete_course(course_id: int) -> tuple[str, int]:
-    require_admin()
-    _service().delete(course_id)
+    caller = _author()
+    _service().delete(caller, course_id)
     return "", 204

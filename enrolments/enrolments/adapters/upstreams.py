@@ -67,7 +67,9 @@ class CoursesClient:
         self.client = ServiceClient(base_url, timeout=timeout, internal_key=internal_key)
 
     def get(self, course_id: int) -> Course:
-        response = _get(self.client, "courses", f"/courses/{int(course_id)}")
+        # The internal route: any status (a draft or archived course is the caller's
+        # decision), no visibility rule, no caller identity.
+        response = _get(self.client, "courses", f"/internal/courses/{int(course_id)}")
         if response is None:
             raise CourseNotFound()
         data: dict[str, Any] = response.json()
@@ -79,6 +81,7 @@ class CoursesClient:
             max_participants=data.get("max_participants"),
             start_date=datetime.fromisoformat(data["start_date"]),
             end_date=datetime.fromisoformat(data["end_date"]),
+            status=str(data["status"]),
         )
 
     def close(self) -> None:

@@ -33,14 +33,19 @@ class TtlCache(Generic[V]):
         self._entries: dict[Hashable, tuple[float, V]] = {}
         self._lock = threading.Lock()
 
-    def get(self, key: Hashable, load: Callable[[], V | None]) -> V | None:
+    def get(
+        self,
+        key: Hashable,
+        load: Callable[[], V | None],
+        keep: Callable[[V], bool] = lambda _: True,
+    ) -> V | None:
         now = time.monotonic()
         with self._lock:
             entry = self._entries.get(key)
         if entry is not None and entry[0] > now:
             return entry[1]
         value = load()
-        if value is not None and self.seconds > 0:
+        if value is not None and self.seconds > 0 and keep(value):
             with self._lock:
                 if len(self._entries) >= self.max_entries:
                     self._entries.clear()
@@ -71,6 +76,11 @@ def _call(
     return response
 
 
+def _published(course: CourseInfo) -> bool:
+    # A draft is asked again every time, so the moment it is published learners see it.
+    return course.status == "published"
+
+
 class CoursesClient:
     def __init__(
         self, base_url: str, *, internal_key: str, timeout: float, cache_seconds: float
@@ -79,7 +89,7 @@ class CoursesClient:
         self.cache: TtlCache[CourseInfo] = TtlCache(cache_seconds)
 
     def get(self, course_id: int) -> CourseInfo:
-        info = self.cache.get(course_id, lambda: self._fetch(course_id))
+        info = self.cache.get(course_id, lambda: self._fetch(course_id), keep=_published)
         if info is None:
             raise CourseNotFound()
         return info
