@@ -20,7 +20,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 F = TypeVar("F", bound=Callable[..., Any])
-Auth = Literal["public", "optional", "user", "admin", "mfa_token", "refresh_cookie"]
+Auth = Literal["public", "optional", "user", "instructor", "admin", "mfa_token", "refresh_cookie"]
 DOC_ATTRIBUTE = "__openapi__"
 
 
@@ -87,6 +87,7 @@ _AUTH_ERRORS: dict[str, tuple[int, ...]] = {
     "public": (),
     "optional": (401,),
     "user": (401,),
+    "instructor": (401, 403),
     "admin": (401, 403),
     "mfa_token": (401,),
     "refresh_cookie": (401,),
@@ -173,9 +174,10 @@ def _operation(
         "parameters": parameters + _query_parameters(operation.query),
         "responses": {},
     }
-    if operation.auth in ("user", "admin"):
+    if operation.auth in ("user", "instructor", "admin"):
         spec["security"] = [{"bearerAuth": []}]
-        spec["description"] = f"Requires a bearer access token ({operation.auth} role)."
+        roles = "instructor or admin" if operation.auth == "instructor" else operation.auth
+        spec["description"] = f"Requires a bearer access token ({roles} role)."
     elif operation.auth == "optional":
         spec["security"] = [{}, {"bearerAuth": []}]
     elif operation.auth == "refresh_cookie":

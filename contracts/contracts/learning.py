@@ -291,6 +291,12 @@ class QuestionLearnerOut(BaseModel):
     _points = field_serializer("points")(lambda self, value: _two_places(value))
 
 
+class QuestionList(BaseModel):
+    """A test's questions in their (new) order, as staff see them."""
+
+    questions: list[QuestionStaffOut]
+
+
 class TestStaffOut(BaseModel):
     id: int
     lesson_id: int

@@ -52,7 +52,7 @@ def _courses() -> Upstream:
     "Create a course (admin or instructor; the caller becomes its author; an instructor's "
     "course is a draft unless status is sent)",
     tag="courses",
-    auth="user",
+    auth="instructor",
     body=CourseCreate,
     responses={201: CourseOut},
     errors=(403, 409),
@@ -120,7 +120,7 @@ def get_course(course_id: int) -> Response:
 @documented(
     "Update a course, only the fields sent (an admin, or the instructor who authored it)",
     tag="courses",
-    auth="user",
+    auth="instructor",
     body=CourseUpdate,
     responses={200: CourseOut},
     errors=(403, 404, 409),
@@ -138,7 +138,7 @@ def update_course(course_id: int) -> Response:
 @documented(
     "Delete a course (an admin, or the instructor who authored it)",
     tag="courses",
-    auth="user",
+    auth="instructor",
     responses={204: None},
     errors=(403, 404),
 )

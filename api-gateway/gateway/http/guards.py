@@ -82,7 +82,7 @@ def roles_required(*roles: str) -> Callable[[F], F]:
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             caller = _verify()
             if caller is None or caller.role not in roles:
-                raise Forbidden("This action requires the admin role.")
+                raise Forbidden(f"This action requires the {' or '.join(roles)} role.")
             return fn(*args, **kwargs)
 
         return cast(F, wrapper)

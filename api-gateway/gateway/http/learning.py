@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from flask import Blueprint, Response, current_app, request
-from pydantic import BaseModel, Field, RootModel
+from pydantic import Field, RootModel
 
 from common.errors import ApiError
 from common.validation import Schema, parse_body, parse_query
@@ -38,6 +38,7 @@ from contracts.learning import (
     PageQuery,
     ProgressList,
     QuestionFields,
+    QuestionList,
     QuestionStaffOut,
     QuestionUpdate,
     TestLearnerOut,
@@ -70,12 +71,6 @@ class MediaUpload(Schema):
     file: Annotated[bytes, Field(description="The file itself (at most 20 MiB).")]
     media_type: MediaType | None = None
     title: Annotated[str, Field(max_length=200)] | None = None
-
-
-class QuestionList(BaseModel):
-    """A test's questions in their (new) order."""
-
-    questions: list[QuestionStaffOut]
 
 
 class TestView(RootModel[TestStaffOut | TestLearnerOut]):

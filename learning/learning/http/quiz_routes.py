@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, request
 
 from common.errors import ApiError
 from common.identity import require_caller
 from common.validation import parse_body
-from contracts.learning import AnswersIn, Ordering, QuestionFields, QuestionUpdate, TestSettings
+from contracts.learning import (
+    AnswersIn,
+    Ordering,
+    QuestionFields,
+    QuestionList,
+    QuestionUpdate,
+    TestSettings,
+)
 from learning.http.common import answer, service
 
 blueprint = Blueprint("learning_quizzes", __name__)
@@ -41,7 +48,7 @@ def add_question(test_id: int) -> tuple[Response, int]:
 def order_questions(test_id: int) -> tuple[Response, int]:
     caller = require_caller()
     questions = service().order_questions(caller, test_id, parse_body(Ordering).ids)
-    return jsonify({"questions": [q.model_dump() for q in questions]}), 200
+    return answer(QuestionList(questions=questions))
 
 
 @blueprint.patch("/questions/<int:question_id>")
