@@ -42,7 +42,9 @@ def test_admin_creates_and_anyone_reads(courses_platform: Platform):
     assert public.status_code == 200
     assert public.json() == created
     by_name = courses_platform.http.get("/api/course/", params={"name": "gateway course"})
-    assert by_name.json()["id"] == created["id"]
+    assert [c["id"] for c in by_name.json()["courses"]] == [created["id"]]
+    exact = courses_platform.http.get("/api/course/", params={"exact_name": "gateway course"})
+    assert exact.json()["id"] == created["id"]
     catalogue = courses_platform.http.get("/api/course/", params={"per_page": 5}).json()
     assert (catalogue["total"], catalogue["page"], catalogue["per_page"]) == (1, 1, 5)
     assert catalogue["courses"] == [created]

@@ -219,3 +219,15 @@ def test_postman_collection_has_every_operation(docs_app: Flask):
     )
     assert create["auth"]["type"] == "bearer"
     assert '"price": "199.99"' in create["body"]["raw"]
+
+
+def test_patch_course_documents_null_only_where_null_is_valid():
+    from contracts.courses import CourseUpdate
+
+    properties = CourseUpdate.model_json_schema()["properties"]
+    nullable = {
+        name
+        for name, prop in properties.items()
+        if any(option.get("type") == "null" for option in prop.get("anyOf", []))
+    }
+    assert nullable == {"description", "max_participants"}

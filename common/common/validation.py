@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
 from flask import request
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict
+from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict
 
 from common.errors import ApiError
 
@@ -25,8 +26,24 @@ def _representable_in_utc(value: datetime) -> datetime:
     return value
 
 
-UtcDatetime = Annotated[AwareDatetime, AfterValidator(_representable_in_utc)]
-"""A timezone-aware datetime that can be converted to UTC: use it for every API datetime."""
+_NUMBER = re.compile(r"\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*")
+
+
+def _iso_8601_only(value: object) -> object:
+    # pydantic takes a number, or a string holding one, as a Unix timestamp:
+    # ``starts_before=0.5`` would mean 1970. The API speaks ISO 8601 only.
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or _NUMBER.fullmatch(value):
+        raise ValueError("use an ISO 8601 date and time with a UTC offset")
+    return value
+
+
+UtcDatetime = Annotated[
+    AwareDatetime, BeforeValidator(_iso_8601_only), AfterValidator(_representable_in_utc)
+]
+"""A timezone-aware ISO 8601 datetime that can be converted to UTC: use it for every API
+datetime."""
 
 
 class Schema(BaseModel):

@@ -6,13 +6,14 @@ import re
 import unicodedata
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
+    ValidationInfo,
     field_serializer,
     field_validator,
     model_validator,
@@ -112,8 +113,27 @@ class CourseCreate(CourseFields):
     _status = field_validator("status")(_status_not_null)
 
 
+# What PATCH may leave out but never set to null (description and max_participants may:
+# no description, no limit).
+_NOT_NULL = ("name", "price", "currency", "start_date", "end_date", "status")
+
+
+def _drop_null(schema: dict[str, Any]) -> None:
+    """In the published schema, fields that may be omitted but not sent as null."""
+    for name in _NOT_NULL:
+        prop = schema["properties"][name]
+        prop["anyOf"] = [s for s in prop.get("anyOf", []) if s.get("type") != "null"]
+        if len(prop["anyOf"]) == 1:
+            prop.update(prop.pop("anyOf")[0])
+        prop.pop("default", None)
+
+
 class CourseUpdate(Schema):
     """Body of ``PATCH /api/course/<id>``: only the fields sent change."""
+
+    model_config = ConfigDict(
+        extra="forbid", str_strip_whitespace=True, json_schema_extra=_drop_null
+    )
 
     name: Name | None = None
     description: Description | None = None
@@ -124,16 +144,25 @@ class CourseUpdate(Schema):
     end_date: UtcDatetime | None = None
     status: CourseStatus | None = None
 
-    _status = field_validator("status")(_status_not_null)
+    @field_validator(*_NOT_NULL)
+    @classmethod
+    def _not_null(cls, value: object, info: ValidationInfo) -> object:
+        if value is None:
+            raise ValueError(f"{info.field_name} cannot be null")
+        return value
 
     def changes(self) -> dict[str, object]:
         return {field: getattr(self, field) for field in self.model_fields_set}
 
 
 class CourseListQuery(QuerySchema):
-    """Query of ``GET /api/course/``: exact ``name`` lookup, or the catalogue."""
+    """Query of ``GET /api/course/``: the catalogue, filtered, or one course by ``exact_name``.
+
+    ``name`` is the seed's search: a case-insensitive *contains* match, answered as a page
+    of the catalogue like ``search`` (an empty page when nothing matches)."""
 
     name: Annotated[str, Field(min_length=1, max_length=255)] | None = None
+    exact_name: Annotated[str, Field(min_length=1, max_length=255)] | None = None
     page: PageNumber = 1
     per_page: PerPage = 20
     search: Annotated[str, Field(min_length=1, max_length=64)] | None = None

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 class CourseQuery(BaseModel):
     page: int = 1
     per_page: int = 20
+    name: str | None = None
     search: str | None = None
     starts_after: datetime | None = None
     starts_before: datetime | None = None

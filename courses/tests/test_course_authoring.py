@@ -94,12 +94,18 @@ def test_the_catalogue_and_the_name_lookup_list_only_published_courses(courses_c
             "/courses", query_string={"search": "course"}, headers=headers
         ).get_json()
         assert [c["id"] for c in searched["courses"]] == [published["id"]]
-    found = courses_client.get("/courses", query_string={"name": "shown course"}, headers=NOBODY)
+    found = courses_client.get(
+        "/courses", query_string={"exact_name": "shown course"}, headers=NOBODY
+    )
     assert found.get_json() == published
     for name in ("Draft Course", "Archived Course"):
         for headers in (NOBODY, ANNA, ADMIN):
-            hidden = courses_client.get("/courses", query_string={"name": name}, headers=headers)
+            hidden = courses_client.get(
+                "/courses", query_string={"exact_name": name}, headers=headers
+            )
             assert error(hidden) == (404, "course_not_found"), (name, headers)
+            searched = courses_client.get("/courses", query_string={"name": name}, headers=headers)
+            assert searched.get_json()["courses"] == [], (name, headers)
 
 
 def test_the_author_and_admins_change_a_course_others_may_not(courses_client):

@@ -208,11 +208,39 @@ def test_calls_without_the_internal_key_are_refused(courses_client):
 def test_find_by_exact_name(courses_client):
     create(courses_client, name="Exact Name")
     create(courses_client, name="Exact Name Plus")
-    response = courses_client.get("/courses", query_string={"name": "exact name"}, headers=USER)
+    response = courses_client.get(
+        "/courses", query_string={"exact_name": "exact name"}, headers=USER
+    )
     assert response.status_code == 200
     assert response.get_json()["name"] == "Exact Name"
-    missing = courses_client.get("/courses", query_string={"name": "Nope"}, headers=USER)
+    missing = courses_client.get("/courses", query_string={"exact_name": "Nope"}, headers=USER)
     assert missing.status_code == 404
+
+
+def test_the_seeds_name_search_is_a_paginated_contains_match(courses_client):
+    for name in ("Python Basics", "Advanced PYTHON", "Rust", "100% Python_ish"):
+        create(courses_client, name=name)
+    found = courses_client.get(
+        "/courses", query_string={"name": "python", "per_page": 2}, headers=USER
+    ).get_json()
+    assert set(found) == {"courses", "page", "per_page", "total"}
+    assert (found["total"], found["page"], found["per_page"]) == (3, 1, 2)
+    second = courses_client.get(
+        "/courses", query_string={"name": "python", "per_page": 2, "page": 2}, headers=USER
+    ).get_json()
+    names = {c["name"] for c in found["courses"] + second["courses"]}
+    assert names == {"Python Basics", "Advanced PYTHON", "100% Python_ish"}
+    # % and _ are matched as themselves, not as wildcards.
+    for literal, expected in (
+        ("0%", ["100% Python_ish"]),
+        ("n_i", ["100% Python_ish"]),
+        ("%", ["100% Python_ish"]),
+    ):
+        hits = courses_client.get("/courses", query_string={"name": literal}, headers=USER)
+        assert [c["name"] for c in hits.get_json()["courses"]] == expected, literal
+    none = courses_client.get("/courses", query_string={"name": "Haskell"}, headers=USER)
+    assert none.status_code == 200
+    assert none.get_json()["courses"] == []
 
 
 def test_catalogue_paginates_filters_and_sorts(courses_client):
@@ -316,3 +344,21 @@ def test_readiness_reports_the_database(courses_client):
     response = courses_client.get("/health/ready")
     assert response.status_code == 200
     assert response.get_json()["checks"] == {"database": "ok"}
+
+
+@pytest.mark.parametrize("moment", ["0.5", "1700000000", "-1", "1e9"])
+def test_query_datetimes_are_iso_8601_only(courses_client, moment):
+    response = courses_client.get("/courses", query_string={"starts_before": moment}, headers=USER)
+    assert response.status_code == 400
+    assert response.get_json()["error"] == "validation_error"
+
+
+@pytest.mark.parametrize("field", ["name", "price", "currency", "start_date", "end_date"])
+def test_patch_refuses_null_for_a_field_that_must_have_a_value(courses_client, field):
+    created = create(courses_client)
+    response = courses_client.patch(f"/courses/{created['id']}", json={field: None}, headers=ADMIN)
+    assert response.status_code == 400
+    cleared = courses_client.patch(
+        f"/courses/{created['id']}", json={"description": None}, headers=ADMIN
+    )
+    assert cleared.status_code == 200

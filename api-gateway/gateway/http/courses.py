@@ -37,7 +37,8 @@ EXAMPLE = {
 
 
 class CourseLookup(RootModel[CourseOut | CourseList]):
-    """One course when ``name`` is given, else a page of the catalogue."""
+    """One course when ``exact_name`` is given, else a page of the catalogue (``name`` and
+    ``search`` are contains matches)."""
 
 
 blueprint = Blueprint("gateway_courses", __name__, url_prefix="/api/course")
@@ -68,7 +69,7 @@ def create_course() -> Response:
 
 @blueprint.get("/")
 @documented(
-    "Find a published course by exact name, or browse the catalogue (published courses)",
+    "Browse the catalogue of published courses (name/search: contains), or find one by exact_name",
     tag="courses",
     auth="optional",
     query=CourseListQuery,

@@ -132,9 +132,12 @@ class CourseRepository:
     @staticmethod
     def _filtered(query: CourseQuery) -> Select[CourseRecord]:
         statement = select(CourseRecord).where(CourseRecord.status == PUBLISHED)
-        if query.search:
-            pattern = f"%{_escape_like(name_key(query.search))}%"
-            statement = statement.where(CourseRecord.name_key.like(pattern, escape="\\"))
+        # ``name`` (the seed's parameter) and ``search`` are both a contains match on the
+        # folded name; sent together, a course must match both.
+        for text in (query.name, query.search):
+            if text:
+                pattern = f"%{_escape_like(name_key(text))}%"
+                statement = statement.where(CourseRecord.name_key.like(pattern, escape="\\"))
         if query.starts_after is not None:
             statement = statement.where(CourseRecord.start_date >= to_db(query.starts_after))
         if query.starts_before is not None:

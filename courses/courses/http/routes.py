@@ -58,10 +58,10 @@ def create_course() -> tuple[Response, int]:
 @blueprint.get("/courses")
 def list_courses() -> tuple[Response, int]:
     query = parse_query(CourseListQuery)
-    if query.name is not None:
-        return _course_json(_service().get_by_name(query.name))
+    if query.exact_name is not None:
+        return _course_json(_service().get_by_name(query.exact_name))
     records, total = _service().search(
-        CourseQuery.model_validate(query.model_dump(exclude={"name"}))
+        CourseQuery.model_validate(query.model_dump(exclude={"exact_name"}))
     )
     return _listing(records, total, query.page, query.per_page)
 
