@@ -642,3 +642,12 @@ def test_an_upload_round_trip_through_the_real_service(
     outline = http.get("/api/course/1/outline")
     assert outline.status_code == 200, outline.text
     assert [m.id for m in Outline.model_validate(outline.json()).modules] == [module.json()["id"]]
+
+
+@pytest.mark.parametrize("path", ["/api/tests/1/attempts", "/api/attempts/1/submit"])
+@pytest.mark.parametrize("body", [{"score": 100}, {"answers": []}, [1]])
+def test_starting_or_submitting_takes_no_body(platform: Platform, stub: StandIn, path, body):
+    response = platform.http.post(path, json=body, headers=platform.token("u-1", "user"))
+    assert response.status_code == 400, response.text
+    assert response.json()["error"] == "validation_error"
+    assert stub.requests == []

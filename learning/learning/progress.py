@@ -43,7 +43,9 @@ class Progress(Content):
         scores = self.quizzes.submitted_scores([test.id], user_id).get(test.id, [])
         result = grade(test.grade_method, scores)
         if result is None or result < test.passing_score:
-            self.progress.touch(user_id, test.course_id)
+            # With the last or average grade a later attempt can undo a pass: the lesson
+            # is then no longer complete (an enrolment already completed stays so).
+            self.progress.uncomplete(user_id, test.course_id, test.lesson_id)
             return
         self.progress.complete(user_id, test.course_id, test.lesson_id)
         self.check_completion(user_id, test.course_id)

@@ -243,20 +243,20 @@ class Quizzes(Progress):
 
         timed_out: list[AttemptRecord] = []
 
-        def decide(existing: list[AttemptRecord]) -> AttemptRecord | None:
+        def decide(existing: list[AttemptRecord]) -> AttemptRecord | bool:
             for record in existing:
                 if record.submitted_at is None:
                     if not _late(record):
                         return record
                     self._finish(record, questions, test)  # time ran out while away
                     timed_out.append(record)
-            if test.max_attempts is not None and len(existing) >= test.max_attempts:
-                raise NoAttemptsLeft()
-            return None
+            return test.max_attempts is None or len(existing) < test.max_attempts
 
         record, started = self.quizzes.start_attempt(test, caller.user_id, decide)
         if timed_out:
             self.after_grading(caller.user_id, test)
+        if record is None:
+            raise NoAttemptsLeft()
         return self._attempt_out(record, test, questions), started
 
     def save_answers(self, caller: Caller, attempt_id: int, answers: list[AnswerIn]) -> AttemptOut:
@@ -270,7 +270,9 @@ class Quizzes(Progress):
                 raise DeadlinePassed()
             merged = {a.question_id: a for a in _saved(attempt)}
             merged.update({a.question_id: a for a in answers})
-            attempt.answers = json.dumps([a.model_dump() for a in merged.values()])
+            attempt.answers = json.dumps(
+                [a.model_dump() for a in merged.values()], ensure_ascii=False
+            )
 
         saved = self.quizzes.write_attempt(attempt_id, test.course_id, caller.user_id, change)
         return self._attempt_out(saved, test, questions)
@@ -278,15 +280,21 @@ class Quizzes(Progress):
     def submit(self, caller: Caller, attempt_id: int) -> AttemptOut:
         record, test, questions = self._own_attempt(caller, attempt_id)
 
+        if not questions:
+            raise EmptyTest()  # every question was deleted meanwhile: nothing to grade yet
+        late = []
+
         def change(attempt: AttemptRecord) -> None:
             if attempt.submitted_at is not None:
                 raise AttemptClosed(details=[_result(attempt)])
-            if _late(attempt):
-                raise DeadlinePassed()
+            # Too late: the answers saved in time are graded, nothing sent now counts.
+            late.append(_late(attempt))
             self._finish(attempt, questions, test)
 
         graded = self.quizzes.write_attempt(attempt_id, test.course_id, caller.user_id, change)
         self.after_grading(caller.user_id, test)
+        if late[0]:
+            raise DeadlinePassed(details=[_result(graded)])
         return self._attempt_out(graded, test, questions)
 
     def get_attempt(self, caller: Caller, attempt_id: int) -> AttemptOut:
@@ -340,7 +348,7 @@ class Quizzes(Progress):
         score, review = grade_answers(questions, _saved(attempt))
         attempt.score = score
         attempt.passed = score >= test.passing_score
-        attempt.review = json.dumps(review)
+        attempt.review = json.dumps(review, ensure_ascii=False)
         attempt.submitted_at = db_now()
 
     def _attempt_out(
@@ -354,11 +362,13 @@ class Quizzes(Progress):
         submitted = record.submitted_at is not None
         review = None
         if submitted and record.review:
-            used = len(self.quizzes.attempts(test.id, record.user_id))
+            attempts = self.quizzes.attempts(test.id, record.user_id)
+            # The last attempt while still open counts as one left: it can still be answered.
+            closed = sum(attempt.submitted_at is not None for attempt in attempts)
             reveal = staff or may_reveal(
                 test.reveal,
                 submitted=True,
-                attempts_remaining=attempts_left(test.max_attempts, used),
+                attempts_remaining=attempts_left(test.max_attempts, closed),
             )
             review = [_review(item, reveal) for item in json.loads(record.review)]
         return AttemptOut(

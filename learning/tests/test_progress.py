@@ -153,3 +153,17 @@ def test_the_learners_list_is_for_staff_only(learning, neighbours):
     admin = learning.call("GET", "/courses/1/progress/learners", user="admin-1", role="admin")
     assert admin.status_code == 200
     assert AUTHOR
+
+
+def test_a_later_failing_grade_undoes_the_test_lessons_completion(learning, neighbours):
+    built = ten_question_test(learning, neighbours, grade_method="last")
+    add_lesson(learning, built["module"]["id"], "Reading")
+    assert take_attempt(learning, built, 9)["passed"] is True
+    assert (
+        built["lesson"]["id"]
+        in learning.call("GET", "/courses/1/progress").get_json()["completed_lesson_ids"]
+    )
+    assert take_attempt(learning, built, 1)["passed"] is False
+    progress = learning.call("GET", "/courses/1/progress").get_json()
+    assert built["lesson"]["id"] not in progress["completed_lesson_ids"]
+    assert progress["tests"][0]["passed"] is False

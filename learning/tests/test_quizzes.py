@@ -288,10 +288,73 @@ def test_answers_after_the_deadline_and_grace_are_refused_and_the_score_unchange
     assert late.get_json()["error"] == "deadline_passed"
     late_submit = learning.call("POST", f"/attempts/{attempt['attempt_id']}/submit")
     assert late_submit.status_code == 409
+    # What was saved in time is graded; nothing sent late counts.
+    assert late_submit.get_json()["details"][0]["score"] == "10.00"
     stored = learning.call("GET", f"/attempts/{attempt['attempt_id']}").get_json()
-    assert stored["score"] is None
-    assert stored["status"] == "open"
-    assert len(stored["answers"]) == 1  # what was saved in time is kept
+    assert (stored["score"], stored["status"]) == ("10.00", "submitted")
+    assert len(stored["answers"]) == 1
+
+
+def test_a_timed_out_last_attempt_is_graded_not_lost(learning, neighbours, learning_app):
+    built = ten_question_test(learning, neighbours, time_limit_seconds=60, max_attempts=1)
+    attempt = learning.call("POST", f"/tests/{built['test']['id']}/attempts").get_json()
+    answers = [{"question_id": q["id"], "option_ids": correct_ids(q)} for q in built["questions"]]
+    learning.call("PUT", f"/attempts/{attempt['attempt_id']}/answers", json={"answers": answers})
+    database = learning_app.extensions["container"].database()
+    with database.transaction() as session:
+        session.get(AttemptRecord, attempt["attempt_id"]).deadline = db_now() - timedelta(
+            seconds=11
+        )
+    again = learning.call("POST", f"/tests/{built['test']['id']}/attempts")
+    assert again.status_code == 409
+    assert again.get_json()["error"] == "no_attempts_left"
+    test = learning.call("GET", f"/tests/{built['test']['id']}").get_json()
+    assert (test["grade"], test["passed"]) == ("100.00", True)
+    assert learning.call("GET", "/courses/1/progress").get_json()["percent"] == "100.00"
+
+
+def test_submitting_when_every_question_was_deleted_keeps_the_attempt(learning, neighbours):
+    built = quiz(learning, neighbours, max_attempts=1)
+    attempt = learning.call("POST", f"/tests/{built['test']['id']}/attempts").get_json()
+    for question in built["questions"]:
+        staff(learning, "DELETE", f"/questions/{question['id']}")
+    response = learning.call("POST", f"/attempts/{attempt['attempt_id']}/submit")
+    assert response.status_code == 409
+    assert response.get_json()["error"] == "test_has_no_questions"
+    assert learning.call("GET", f"/attempts/{attempt['attempt_id']}").get_json()["status"] == "open"
+
+
+def test_long_unicode_answers_and_reviews_fit(learning, neighbours):
+    built = course_with_lesson(learning, neighbours, lesson_type="test")
+    test = staff(
+        learning,
+        "PUT",
+        f"/lessons/{built['lesson']['id']}/test",
+        json={"title": "Long", "passing_score": "50"},
+    )
+    accepted = ["😀" * 500] * 20
+    for _ in range(12):
+        staff(
+            learning,
+            "POST",
+            f"/tests/{test['id']}/questions",
+            json={
+                "text": "Say it",
+                "question_type": "short_text",
+                "points": "1",
+                "accepted_answers": accepted,
+            },
+        )
+    questions = staff(learning, "GET", f"/tests/{test['id']}")["questions"]
+    attempt = learning.call("POST", f"/tests/{test['id']}/attempts").get_json()
+    answers = [{"question_id": q["id"], "text": "😀" * 500} for q in questions]
+    saved = learning.call(
+        "PUT", f"/attempts/{attempt['attempt_id']}/answers", json={"answers": answers}
+    )
+    assert saved.status_code == 200
+    submitted = learning.call("POST", f"/attempts/{attempt['attempt_id']}/submit")
+    assert submitted.status_code == 200
+    assert submitted.get_json()["score"] == "100.00"
 
 
 def test_someone_elses_attempt_does_not_exist_for_a_learner(learning, neighbours):
@@ -400,3 +463,17 @@ def test_staff_see_everything(learning, neighbours):
     test = staff(learning, "GET", f"/tests/{built['test']['id']}")
     assert test["questions"][0]["options"][0]["is_correct"] is True
     assert test["questions"][2]["accepted_answers"] == ["Paris"]
+
+
+def test_after_all_attempts_reveals_nothing_while_the_last_attempt_is_open(learning, neighbours):
+    built = quiz(learning, neighbours, reveal="after_all_attempts", max_attempts=2)
+    test_id = built["test"]["id"]
+    first = learning.call("POST", f"/tests/{test_id}/attempts").get_json()
+    learning.call("POST", f"/attempts/{first['attempt_id']}/submit")
+    learning.call("POST", f"/tests/{test_id}/attempts")  # the last one, still open
+    earlier = learning.call("GET", f"/attempts/{first['attempt_id']}").get_json()
+    assert all(
+        item["correct_option_ids"] is None and item["accepted_answers"] is None
+        for item in earlier["review"]
+    )
+    assert "paris" not in str(earlier).casefold()

@@ -111,7 +111,7 @@ class QuizRepository:
                 text=fields.text,
                 question_type=fields.question_type,
                 points=fields.points,
-                accepted_answers=json.dumps(fields.accepted_answers),
+                accepted_answers=json.dumps(fields.accepted_answers, ensure_ascii=False),
                 options=_options(fields),
             )
             session.add(record)
@@ -131,7 +131,7 @@ class QuizRepository:
             record.text = fields.text
             record.question_type = fields.question_type
             record.points = fields.points
-            record.accepted_answers = json.dumps(fields.accepted_answers)
+            record.accepted_answers = json.dumps(fields.accepted_answers, ensure_ascii=False)
             current = [(o.text, o.is_correct) for o in record.options]
             if current != [(o.text, o.is_correct) for o in fields.options]:
                 record.options = _options(fields)
@@ -184,18 +184,22 @@ class QuizRepository:
         self,
         test: TestRecord,
         user_id: str,
-        decide: Callable[[list[AttemptRecord]], AttemptRecord | None],
-    ) -> tuple[AttemptRecord, bool]:
-        """Under the learner's lock in the course, ``decide`` sees their attempts and either
-        names the one to return (an open one) or None to start the next; (attempt, new).
-        The unique (test, user, attempt_no) stops a start that slips past the lock."""
+        decide: Callable[[list[AttemptRecord]], AttemptRecord | bool],
+    ) -> tuple[AttemptRecord | None, bool]:
+        """Under the learner's lock in the course, ``decide`` sees their attempts (and may
+        grade one whose time ran out) and names the one to return (an open one), True to
+        start the next, or False when none may start; (attempt or None, new). What decide
+        changed is committed either way. The unique (test, user, attempt_no) stops a start
+        that slips past the lock."""
         ensure_progress(self.database, user_id, test.course_id)
         try:
             with self.database.transaction() as session:
                 lock_progress(session, user_id, test.course_id)
                 existing = self._attempts(session, test.id, user_id)
                 chosen = decide(existing)
-                if chosen is not None:
+                if chosen is False:
+                    return None, False
+                if chosen is not True:
                     return chosen, False
                 record = self._new_attempt(test, user_id, len(existing) + 1)
                 session.add(record)

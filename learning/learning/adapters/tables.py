@@ -124,7 +124,7 @@ class QuestionRecord(Base):
     text: Mapped[str] = mapped_column(Text)
     question_type: Mapped[str] = mapped_column(String(16))
     points: Mapped[Decimal] = mapped_column(Numeric(6, 2))
-    accepted_answers: Mapped[str] = mapped_column(Text, default="[]")  # JSON list
+    accepted_answers: Mapped[str] = mapped_column(LongText, default="[]")  # JSON list
 
     options: Mapped[list[OptionRecord]] = relationship(
         order_by="OptionRecord.position",
@@ -158,10 +158,10 @@ class AttemptRecord(Base):
     started_at: Mapped[datetime] = mapped_column(DateTime)
     deadline: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     submitted_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
-    answers: Mapped[str] = mapped_column(Text, default="[]")  # JSON list of AnswerIn
+    answers: Mapped[str] = mapped_column(LongText, default="[]")  # JSON list of AnswerIn
     score: Mapped[Decimal | None] = mapped_column(Numeric(5, 2), nullable=True)
     passed: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
-    review: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON, set at submit
+    review: Mapped[str | None] = mapped_column(LongText, nullable=True)  # JSON, set at submit
 
     # The cap on attempts holds because two starts cannot take the same number.
     __table_args__ = (UniqueConstraint("test_id", "user_id", "attempt_no", name="uq_attempt_no"),)

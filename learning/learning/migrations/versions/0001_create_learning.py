@@ -106,7 +106,7 @@ def upgrade():
         sa.Column("text", sa.Text, nullable=False),
         sa.Column("question_type", sa.String(16), nullable=False),
         sa.Column("points", sa.Numeric(6, 2), nullable=False),
-        sa.Column("accepted_answers", sa.Text, nullable=False),
+        sa.Column("accepted_answers", LongText, nullable=False),
         **NO_REUSE,
     )
     op.create_index("ix_questions_test_position", "questions", ["test_id", "position"])
@@ -129,10 +129,10 @@ def upgrade():
         sa.Column("started_at", sa.DateTime, nullable=False),
         sa.Column("deadline", sa.DateTime, nullable=True),
         sa.Column("submitted_at", sa.DateTime, nullable=True),
-        sa.Column("answers", sa.Text, nullable=False),
+        sa.Column("answers", LongText, nullable=False),
         sa.Column("score", sa.Numeric(5, 2), nullable=True),
         sa.Column("passed", sa.Boolean, nullable=True),
-        sa.Column("review", sa.Text, nullable=True),
+        sa.Column("review", LongText, nullable=True),
         sa.UniqueConstraint("test_id", "user_id", "attempt_no", name="uq_attempt_no"),
         **NO_REUSE,
     )
