@@ -11,7 +11,11 @@ Starts the platform the way `make run` does, but on a real MariaDB and Redis
   and against the real gateway over urllib3's pool instead of our hand-written
   transport (``common/keepalive.py``): CPU per request, requests/s, p50/p99;
 - PATCH /api/enrolment/paid p50/p99 while the Fakturownia stand-in answers after 1 s;
-- logins per second and login p50.
+- logins per second and login p50;
+- the learner's hot paths on seeded data (``bench/learning_seed.py``), through nginx →
+  gateway → learning: reading a lesson, starting and submitting a test, the progress
+  read of a learner in 50 courses, with the CPU per request of each process
+  (``bench/learning_load.py``).
 
 Every load loop is bounded in requests and time and targets 127.0.0.1 only.
 The pieces: ``bench/loads.py`` (load generation, statistics), ``bench/stack.py``
@@ -32,6 +36,7 @@ from pathlib import Path
 # as the `bench` package, which is how mypy sees them too.
 sys.path.append(str(Path(__file__).resolve().parent.parent))
 
+from bench.learning_load import PROCESSES, LearningFigures, measure_learning  # noqa: E402
 from bench.loads import percentile  # noqa: E402
 from bench.measure import MANY_USERS, Figures, measure  # noqa: E402
 from bench.stack import start  # noqa: E402
@@ -115,8 +120,51 @@ def table(f: Figures) -> list[str]:
         ),
         row("logins per second (sequential, argon2id)", f"{len(f.logins) / f.login_seconds:.1f}"),
         row("login p50 (ms)", f"{percentile(f.logins, 0.5):.1f}"),
-        row("non-2xx responses during the run", str(f.non_2xx), "0"),
     ]
+
+
+def learning_table(f: LearningFigures, clients: int) -> list[str]:
+    def ms(p50_p99: tuple[float, float]) -> str:
+        return f"{p50_p99[0]:.2f} / {p50_p99[1]:.2f}"
+
+    def cpu(name: str, *processes: str) -> str:
+        return " / ".join(f"{f.cpu(name, process):.1f}" for process in processes)
+
+    timed = (
+        ("  GET /api/lessons/<id>", "lesson reads", "lesson", "p99 <= 50 ms"),
+        ("  POST /api/tests/<id>/attempts", "test flows", "start", "p99 <= 50 ms"),
+        ("  POST /api/attempts/<id>/submit (20 answers)", "test flows", "submit", "p99 <= 50 ms"),
+        ("  (untimed) PUT /api/attempts/<id>/answers", "test flows", "answers", ""),
+        (
+            "  GET /api/progress?per_page=50 (50 courses)",
+            "progress reads",
+            "progress",
+            "p99 <= 20 ms",
+        ),
+    )
+    out = [row(f"learner, {clients} at a time via nginx (p50 / p99 ms):", "")]
+    out += [row(label, ms(f.ms(name, t)), target) for label, name, t, target in timed]
+    out.append(row("  the same, one request at a time (p50 / p99 ms):", ""))
+    out += [row(f"  {label}", ms(f.unloaded_ms(name, t))) for label, name, t, _ in timed]
+    for name, unit in (
+        ("lesson reads", "lesson read"),
+        ("test flows", "test (start, answers, submit)"),
+        ("progress reads", "progress read"),
+    ):
+        out += [
+            row(f"  {unit}: per second", f"{f.rate(name):.1f}"),
+            row("    CPU ms each: gateway / learning / enrolments", cpu(name, *PROCESSES[:3])),
+            row(
+                "    CPU ms each: courses / nginx / MariaDB",
+                cpu(name, "courses", "nginx", "MariaDB"),
+            ),
+            row("    CPU ms each: bench client / all processes", cpu(name, "bench client", "all")),
+            row(
+                "    MariaDB statements each (COMMIT, ROLLBACK incl.)", f"{f.statements(name):.1f}"
+            ),
+        ]
+    out.append(row("  seeded rows / seconds", f"{f.seed_rows} / {f.seed_seconds:.1f}"))
+    return out
 
 
 def main() -> None:
@@ -129,6 +177,9 @@ def main() -> None:
     platform, mariadb, redis = start(workdir)
     try:
         figures = measure(platform, workdir, args.seconds, args.connections, args.rounds)
+        learning = measure_learning(
+            platform, mariadb, workdir, args.seconds, args.connections, args.rounds
+        )
     finally:
         platform.stop()
         redis.stop()
@@ -137,9 +188,13 @@ def main() -> None:
     generator = "wrk" if shutil.which("wrk") else "python_load"
     print(
         f"load generator: {generator}, {args.connections} connections, "
-        f"{args.rounds} rounds of {args.seconds}s runs (medians)"
+        f"{args.rounds} rounds of {args.seconds}s runs (medians); the learner's paths: "
+        "Python threads, one keep-alive connection each"
     )
-    print("\n".join(table(figures)))
+    figures.failures.update(learning.failures)
+    lines = [*table(figures), *learning_table(learning, args.connections)]
+    lines.append(row("non-2xx responses during the run", str(figures.non_2xx), "0"))
+    print("\n".join(lines))
     if figures.non_2xx:
         print("non-2xx by run:", ", ".join(f"{k} {v}" for k, v in figures.failures.items() if v))
 

@@ -41,6 +41,7 @@ def start(workdir: Path) -> tuple[Platform, MariaDB, Redis]:
         fakturownia_api_token=secrets.token_urlsafe(20),
         courses_database_url=mariadb.create_database("bench_courses"),
         enrolments_database_url=mariadb.create_database("bench_enrolments"),
+        learning_database_url=mariadb.create_database("bench_learning"),
         redis_url=redis.url,
         admin=ADMIN,
         environment="development",
