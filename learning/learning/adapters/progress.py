@@ -92,6 +92,9 @@ class ProgressRepository:
                     ModuleRecord.published.is_(True),
                 )
                 .group_by(LessonRecord.course_id)
+                # MariaDB otherwise scans every module of every course first and then reads
+                # each lesson row, Markdown and all (7 ms against 1.3 ms at 10,000 lessons).
+                .prefix_with("STRAIGHT_JOIN", dialect="mysql")
             )
             return dict(rows.all())
 

@@ -71,13 +71,19 @@ class LessonRecord(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=db_now)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=db_now, onupdate=db_now)
 
+    # Deleted with the lesson: without the cascade the loaded media rows would be
+    # orphaned (lesson_id set to NULL, which the column refuses).
     media: Mapped[list[MediaRecord]] = relationship(
-        order_by="MediaRecord.position", lazy="selectin", passive_deletes=True
+        order_by="MediaRecord.position",
+        lazy="selectin",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
     )
 
     __table_args__ = (
         Index("ix_lessons_module_position", "module_id", "position"),
-        Index("ix_lessons_course", "course_id", "published"),
+        # Covers the published-lesson counts per course without reading the lessons themselves.
+        Index("ix_lessons_course", "course_id", "published", "module_id"),
     )
 
 

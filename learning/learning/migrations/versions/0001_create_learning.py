@@ -66,7 +66,7 @@ def upgrade():
         **NO_REUSE,
     )
     op.create_index("ix_lessons_module_position", "lessons", ["module_id", "position"])
-    op.create_index("ix_lessons_course", "lessons", ["course_id", "published"])
+    op.create_index("ix_lessons_course", "lessons", ["course_id", "published", "module_id"])
     op.create_table(
         "media",
         _id(),
