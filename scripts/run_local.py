@@ -21,7 +21,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from devtools.devservers import ServerError, port_open
-from devtools.launcher import Platform, PlatformConfig, Ports
+from devtools.launcher import DEV_CORS_ALLOWED_ORIGINS, Platform, PlatformConfig, Ports
 
 ROOT = Path(__file__).resolve().parents[1]
 # COURSE_PLATFORM_VAR moves the state (databases, mail, logs, dev secrets) elsewhere.
@@ -70,6 +70,7 @@ def config_from_environment() -> PlatformConfig:
             for key in ("email", "username", "password")
         },
         frontend_url=env.get("FRONTEND_URL", ""),
+        cors_allowed_origins=env.get("CORS_ALLOWED_ORIGINS", DEV_CORS_ALLOWED_ORIGINS),
     )
 
 

@@ -10,6 +10,7 @@ from common.app import create_base_app
 from common.errors import error_response
 from gateway.container import Container
 from gateway.http import auth, courses, enrolments, learning, users
+from gateway.http.cors import init_cors
 from gateway.jwt import init_jwt
 from gateway.openapi import docs_blueprint
 from gateway.ratelimit import init_rate_limits
@@ -24,7 +25,9 @@ def create_app(settings: GatewaySettings | None = None) -> Flask:
     app = create_base_app("gateway", settings, {}, require_internal_key=False)
     app.extensions["container"] = container
     # Exactly one trusted hop (nginx): a client-written X-Forwarded-For never picks the address.
-    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1)  # type: ignore[method-assign]
+    # X-Forwarded-Host is the Host the client sent, port included (the platform's own origin).
+    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)  # type: ignore[method-assign]
+    init_cors(app, settings)
     init_jwt(app, settings)
     app.register_blueprint(auth.blueprint)
     app.register_blueprint(users.blueprint)

@@ -183,6 +183,11 @@ def test_back_off_holds_for_every_spelling_the_users_service_accepts(
     assert login(gw, variant).status_code == 200
 
 
+def backoff_key(users_app: Flask, identifier: str) -> str:
+    """The key the gateway counts the identifier's failures under (the users service's)."""
+    return user_service(users_app).login_account(identifier)
+
+
 def parallel_logins(gw: Platform, identifier: str, password: str, n: int) -> list[int]:
     """n logins released together by a barrier; their statuses."""
     barrier = threading.Barrier(n)
@@ -203,39 +208,39 @@ def parallel_logins(gw: Platform, identifier: str, password: str, n: int) -> lis
 def test_parallel_guesses_get_no_more_tries_than_sequential_ones(
     gw: Platform, users_app: Flask, redis_server: Redis
 ):
-    from gateway.adapters.state import account_key
-
     store = redis.Redis.from_url(gateway_redis_url(redis_server), decode_responses=True)
-    failures = f"gw:fail:{account_key('alice')}"
     user(users_app)
+    failures = f"gw:fail:{backoff_key(users_app, 'alice')}"
     # A burst at a fresh account: five password checks, as if sent one after another.
     assert parallel_logins(gw, "alice", "wrong password!", 20) == [401] * 20
     assert store.get(failures) == "5"
     # The moment a back-off ends, a burst gets exactly one more check.
-    store.delete(f"gw:lock:{account_key('alice')}")
+    store.delete(f"gw:lock:{backoff_key(users_app, 'alice')}")
     assert parallel_logins(gw, "alice", "wrong password!", 20) == [401] * 20
     assert store.get(failures) == "6"
-    assert store.ttl(f"gw:lock:{account_key('alice')}") in (1, 2)
+    assert store.ttl(f"gw:lock:{backoff_key(users_app, 'alice')}") in (1, 2)
 
 
 def test_an_attempt_without_a_verdict_does_not_count(
     gw: Platform, users_app: Flask, redis_server: Redis, monkeypatch: pytest.MonkeyPatch
 ):
     from common.errors import UpstreamUnavailable
-    from gateway.adapters.state import account_key
     from gateway.adapters.upstream import Upstream
 
     store = redis.Redis.from_url(gateway_redis_url(redis_server), decode_responses=True)
     user(users_app)
     assert login(gw, "alice", "wrong password!").status_code == 401
+    original = Upstream.call
 
-    def users_down(*args: Any, **kwargs: Any) -> None:
-        raise UpstreamUnavailable()
+    def check_down(self: Upstream, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        if path == "/internal/credentials/verify":
+            raise UpstreamUnavailable()
+        return original(self, method, path, **kwargs)
 
-    monkeypatch.setattr(Upstream, "call", users_down)
+    monkeypatch.setattr(Upstream, "call", check_down)
     for _ in range(6):
         assert login(gw, "alice").status_code == 503
-    assert store.get(f"gw:fail:{account_key('alice')}") == "1"
+    assert store.get(f"gw:fail:{backoff_key(users_app, 'alice')}") == "1"
     monkeypatch.undo()
     assert login(gw, "alice").status_code == 200
 
@@ -244,32 +249,113 @@ def test_an_attempt_without_a_verdict_lifts_the_lock_it_set(
     gw: Platform, users_app: Flask, redis_server: Redis, monkeypatch: pytest.MonkeyPatch
 ):
     from common.errors import UpstreamUnavailable
-    from gateway.adapters.state import account_key
     from gateway.adapters.upstream import Upstream
 
     store = redis.Redis.from_url(gateway_redis_url(redis_server), decode_responses=True)
     user(users_app)
     for _ in range(4):
         assert login(gw, "alice", "wrong password!").status_code == 401
+    original = Upstream.call
 
     # The 5th attempt is admitted and, counted up front, locks the account — but the
-    # users service never answers it.
-    def users_down(*args: Any, **kwargs: Any) -> None:
-        raise UpstreamUnavailable()
+    # users service never answers its password check.
+    def check_down(self: Upstream, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        if path == "/internal/credentials/verify":
+            raise UpstreamUnavailable()
+        return original(self, method, path, **kwargs)
 
-    monkeypatch.setattr(Upstream, "call", users_down)
+    monkeypatch.setattr(Upstream, "call", check_down)
     assert login(gw, "alice").status_code == 503
     monkeypatch.undo()
-    assert store.get(f"gw:fail:{account_key('alice')}") == "4"
-    assert not store.exists(f"gw:lock:{account_key('alice')}")
+    assert store.get(f"gw:fail:{backoff_key(users_app, 'alice')}") == "4"
+    assert not store.exists(f"gw:lock:{backoff_key(users_app, 'alice')}")
     assert login(gw, "alice").status_code == 200
 
 
+@pytest.mark.parametrize(
+    ("failing", "then"),
+    [("alice", "alice@example.com"), ("ALICE@example.com", "alice"), ("alice", "ＡＬＩＣＥ")],
+)
+def test_one_back_off_counter_per_account_whichever_identifier_is_typed(
+    gw: Platform, users_app: Flask, redis_server: Redis, failing: str, then: str
+):
+    # Counted per identifier, an account's username and email would give it twice the
+    # guesses before back-off.
+    user(users_app)
+    store = gateway_store(redis_server)
+    for _ in range(3):
+        assert login(gw, failing, "wrong password!").status_code == 401
+    for _ in range(2):
+        assert login(gw, then, "wrong password!").status_code == 401
+    account = backoff_key(users_app, then)
+    assert account == backoff_key(users_app, failing)
+    assert store.get(f"gw:fail:{account}") == "5"
+    assert store.exists(f"gw:lock:{account}")
+    store.expire(f"gw:lock:{account}", 30)  # however slow this machine is today
+    assert login(gw, then).status_code == 401  # the right password, but backed off
+    assert login(gw, failing).status_code == 401
+    store.delete(f"gw:lock:{account}")  # the wait is over
+    assert login(gw, then).status_code == 200
+    assert not store.exists(f"gw:fail:{account}")
+
+
+def test_the_back_off_key_names_the_account_and_tells_unknown_ones_nothing(
+    users_app: Flask, users_db: None
+):
+    import re
+
+    account = user(users_app)
+    keys = {
+        identifier: backoff_key(users_app, identifier)
+        for identifier in (
+            "alice",
+            "ALICE@example.com",
+            "ａｌｉｃｅ",
+            "ghost",
+            "ghost@example.com",
+            "Ghost",
+        )
+    }
+    assert all(re.fullmatch(r"[0-9a-f]{32}", key) for key in keys.values())
+    assert keys["alice"] == keys["ALICE@example.com"] == keys["ａｌｉｃｅ"]
+    # Unknown identifiers back off like known ones: one counter per canonical identifier.
+    assert keys["ghost"] == keys["Ghost"] != keys["ghost@example.com"]
+    assert keys["alice"] not in (keys["ghost"], keys["ghost@example.com"])
+    assert account["id"] not in "".join(keys.values())
+
+
+def test_a_backed_off_attempt_takes_as_long_as_a_check_and_answers_like_one(
+    gw: Platform, users_app: Flask, redis_server: Redis, monkeypatch: pytest.MonkeyPatch
+):
+    """A back-off answered at once would show (argon2 takes ~100 ms), and with one
+    counter per account, failing with the username and timing the email would tell
+    that the two belong together: that the account exists."""
+    from gateway.backoff_timing import CHECK_DURATIONS
+
+    user(users_app)
+    checked = []
+    for _ in range(5):
+        started = time.monotonic()
+        login(gw, "alice", "wrong password!")
+        checked.append(time.monotonic() - started)
+    gateway_store(redis_server).expire(f"gw:lock:{backoff_key(users_app, 'alice')}", 30)
+    monkeypatch.setattr(CHECK_DURATIONS, "sample", lambda: 0.4)
+    started = time.monotonic()
+    backed_off = login(gw, "alice@example.com", "wrong password!")
+    assert time.monotonic() - started >= 0.4
+    monkeypatch.undo()
+    assert without_request_id(backed_off) == without_request_id(login(gw, "nobody", "x" * 12))
+    # Without the stand-in: the wait is one of the worker's recent check durations.
+    started = time.monotonic()
+    login(gw, "alice", "wrong password!")
+    assert time.monotonic() - started >= 0.5 * min(checked)
+
+
 def test_back_off_grows_and_is_capped(gw: Platform, redis_server: Redis):
-    from gateway.adapters.state import GatewayState, account_key
+    from gateway.adapters.state import GatewayState
 
     state = GatewayState(redis.Redis.from_url(gateway_redis_url(redis_server)))
-    account = account_key("someone")
+    account = digest("someone")[:32]
     ttls = []
     for _ in range(20):
         state.record_failure(account)

@@ -13,9 +13,10 @@ import logging
 import re
 from typing import Any
 
-from flask import Flask, Response, jsonify
+from flask import Flask, Response, current_app, has_request_context, jsonify, request
 from pydantic import ValidationError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
+from werkzeug.routing import RoutingException
 
 from common.request_context import current_request_id
 
@@ -132,7 +133,31 @@ def _handle_validation_error(exc: ValidationError) -> Response:
     )
 
 
+def _slash_rule_method_not_allowed(exc: HTTPException) -> HTTPException:
+    """werkzeug loses the methods of a trailing-slash rule reached without its slash
+    (``strict_slashes`` is off): ``PUT /api/course`` was a 404 though ``/api/course/``
+    takes GET and POST. Matched again with the slash, it is the 405 with its Allow."""
+    if (
+        exc.code != 404
+        or not has_request_context()
+        or request.routing_exception is not exc
+        or request.path.endswith("/")
+    ):
+        return exc
+    adapter = current_app.create_url_adapter(request)
+    if adapter is None:
+        return exc
+    try:
+        adapter.match(request.path + "/", method=request.method)
+    except MethodNotAllowed as not_allowed:
+        return not_allowed
+    except (HTTPException, RoutingException):
+        return exc
+    return exc
+
+
 def _handle_http_exception(exc: HTTPException) -> Response:
+    exc = _slash_rule_method_not_allowed(exc)
     status = exc.code or 500
     code = _HTTP_CODES.get(status) or _snake_case(exc.name)
     response = error_response(status, code, exc.description or exc.name)

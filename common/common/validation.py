@@ -8,7 +8,13 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
 from flask import request
-from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+)
 
 from common.errors import ApiError
 
@@ -44,6 +50,19 @@ UtcDatetime = Annotated[
 ]
 """A timezone-aware ISO 8601 datetime that can be converted to UTC: use it for every API
 datetime."""
+
+
+def _whole_number(value: object) -> object:
+    # JSON has one number type: 3.0 is the integer 3, for JSON Schema too (an API client
+    # in JavaScript cannot even tell them apart). A string or a boolean stays refused.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+WholeNumber = BeforeValidator(_whole_number)
+"""After a ``StrictInt`` and its constraints (``Annotated[StrictInt, Field(ge=1), WholeNumber]``):
+an integer as JSON has it, ``3`` or ``3.0``, never ``"3"``, ``true`` or ``3.5``."""
 
 
 class Schema(BaseModel):

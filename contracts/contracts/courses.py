@@ -21,7 +21,7 @@ from pydantic import (
 
 from common.timeutil import from_db
 from common.validation import QuerySchema, Schema, UtcDatetime
-from contracts.currencies import known_currency
+from contracts.currencies import ISO_4217, known_currency
 
 NAME_MIN, NAME_MAX = 2, 64
 # Width of the name_key column. NFKC and case folding can lengthen a name (one "\ufdfa"
@@ -32,7 +32,11 @@ Description = Annotated[str, Field(max_length=2000)]
 Price = Annotated[Decimal, Field(ge=0, max_digits=10, decimal_places=2)]
 Currency = Annotated[
     str,
-    Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code"),
+    Field(
+        pattern=r"^[A-Z]{3}$",
+        description="ISO 4217 code (a course keeps the one it has even once withdrawn)",
+        json_schema_extra={"enum": sorted(ISO_4217)},
+    ),
     AfterValidator(known_currency),
 ]
 Capacity = Annotated[int, Field(ge=1, le=1_000_000)]

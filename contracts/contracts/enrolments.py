@@ -9,9 +9,9 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field, StrictInt, field_serializer, model_validator
 
 from common.timeutil import from_db
-from common.validation import QuerySchema, Schema
+from common.validation import QuerySchema, Schema, WholeNumber
 
-PositiveId = Annotated[StrictInt, Field(ge=1, le=2**63 - 1)]
+PositiveId = Annotated[StrictInt, Field(ge=1, le=2**63 - 1), WholeNumber]
 UserId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 Status = Literal["active", "cancelled", "completed", "expired"]
 # The statuses of a live enrolment: it holds a seat and gives access to the course.

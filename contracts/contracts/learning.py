@@ -25,9 +25,9 @@ from pydantic import (
 )
 
 from common.timeutil import from_db
-from common.validation import QuerySchema, Schema
+from common.validation import QuerySchema, Schema, WholeNumber
 
-PositiveId = Annotated[StrictInt, Field(ge=1, le=2**63 - 1)]
+PositiveId = Annotated[StrictInt, Field(ge=1, le=2**63 - 1), WholeNumber]
 Title = Annotated[str, Field(min_length=1, max_length=200)]
 LessonType = Literal["theory", "test", "practice"]
 MediaType = Literal["video", "image", "pdf", "audio", "link"]
@@ -104,7 +104,7 @@ class LessonCreate(Schema):
     lesson_type: LessonType
     content: Content = ""
     published: StrictBool = False
-    estimated_minutes: Annotated[StrictInt, Field(ge=0, le=10_000)] | None = None
+    estimated_minutes: Annotated[StrictInt, Field(ge=0, le=10_000), WholeNumber] | None = None
 
     _content = field_validator("content")(_content_fits)
 
@@ -115,7 +115,7 @@ class LessonUpdate(Schema):
     title: Title | None = None
     content: Content | None = None
     published: StrictBool | None = None
-    estimated_minutes: Annotated[StrictInt, Field(ge=0, le=10_000)] | None = None
+    estimated_minutes: Annotated[StrictInt, Field(ge=0, le=10_000), WholeNumber] | None = None
 
     _content = field_validator("content")(_content_fits)
 
@@ -194,8 +194,10 @@ class TestSettings(Schema):
 
     title: Title
     passing_score: Percent
-    max_attempts: Annotated[StrictInt, Field(ge=1, le=1000)] | None = None
-    time_limit_seconds: Annotated[StrictInt, Field(ge=10, le=7 * 24 * 3600)] | None = None
+    max_attempts: Annotated[StrictInt, Field(ge=1, le=1000), WholeNumber] | None = None
+    time_limit_seconds: Annotated[StrictInt, Field(ge=10, le=7 * 24 * 3600), WholeNumber] | None = (
+        None
+    )
     grade_method: GradeMethod = "highest"
     reveal: Reveal = "after_submit"
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, StrictStr, field_validator, model_validator
 
@@ -49,12 +49,37 @@ def canonical_identifier(identifier: str) -> tuple[Literal["email", "username"],
     return "username", username_key(identifier)
 
 
+# What _valid_email takes, as a pattern: one "@", something before it, a "." after it,
+# no white space (str.isspace) anywhere. The length limits stay those of Email.
+_SPACE = r"\t\n\v\f\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+EMAIL_PATTERN = rf"^[^@{_SPACE}]+@[^@{_SPACE}]*\.[^@{_SPACE}]*$"
+
+
+def _email_schema(schema: dict[str, Any]) -> None:
+    schema["pattern"] = EMAIL_PATTERN
+    schema.pop("minLength", None)  # the pattern needs 3 already
+
+
 Username = Annotated[StrictStr, Field(min_length=3, max_length=32)]
-Email = Annotated[StrictStr, Field(min_length=3, max_length=254)]
+Email = Annotated[
+    StrictStr,
+    Field(min_length=3, max_length=254, json_schema_extra=_email_schema),
+]
 PersonName = Annotated[StrictStr, Field(min_length=1, max_length=64)]
 Gender = Annotated[StrictStr, Field(min_length=1, max_length=32)]
 # Long enough for the policy to give a precise answer, short enough to bound argon2's work.
 Password = Annotated[StrictStr, Field(min_length=1, max_length=PASSWORD_MAX * 4)]
+# A password being set: the policy (users.domain.password_problem) answers a length
+# outside PASSWORD_MIN..PASSWORD_MAX with its own message, and the published schema says
+# what it takes.
+NewPassword = Annotated[
+    StrictStr,
+    Field(
+        min_length=1,
+        max_length=PASSWORD_MAX * 4,
+        json_schema_extra={"minLength": PASSWORD_MIN, "maxLength": PASSWORD_MAX},
+    ),
+]
 Identifier = Annotated[StrictStr, Field(min_length=1, max_length=254)]
 ObjectIdStr = Annotated[StrictStr, Field(min_length=1, max_length=64)]
 ActivationCode = Annotated[StrictStr, Field(pattern=r"^[0-9]{6}$")]
@@ -82,8 +107,8 @@ class UserCreate(Schema):
     first_name: PersonName
     last_name: PersonName
     email: Email
-    password: Password
-    password_confirmation: Password
+    password: NewPassword
+    password_confirmation: Annotated[NewPassword, Field(description="The password again.")]
     gender: Gender
     role: Role | None = None
 
@@ -122,7 +147,7 @@ class IdentifierBody(Schema):
 
 class ResetRequest(Schema):
     token: Token
-    new_password: Password
+    new_password: NewPassword
 
 
 class ProfileUpdate(Schema):
@@ -140,7 +165,7 @@ class ProfileUpdate(Schema):
 
 class PasswordChange(Schema):
     current_password: Password
-    new_password: Password
+    new_password: NewPassword
 
 
 class PasswordOnly(Schema):
@@ -174,10 +199,33 @@ class UserIdQuery(QuerySchema):
     user_id: ObjectIdStr
 
 
+# What a search may hold, published as a pattern (the validator below is the rule): 1 to
+# 64 characters once trimmed of white space, none of them a control character (Cc).
+_WHITE_SPACE = r"\t\n\v\f\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+_SEARCH_CHAR = r"[^\x00-\x1f\x7f-\x9f]"
+_SEARCH_EDGE = rf"[^\x00-\x1f\x7f-\x9f{_WHITE_SPACE}]"
+SEARCH_PATTERN = (
+    rf"^[{_WHITE_SPACE}]*{_SEARCH_EDGE}(?:{_SEARCH_CHAR}{{0,62}}{_SEARCH_EDGE})?[{_WHITE_SPACE}]*$"
+)
+
+
+def _search_schema(schema: dict[str, Any]) -> None:
+    schema.pop("minLength", None)
+    schema.pop("maxLength", None)
+    schema["pattern"] = SEARCH_PATTERN
+    schema["description"] = "1 to 64 characters once trimmed, no control character"
+
+
 class UserListQuery(QuerySchema):
     page: Annotated[int, Field(ge=1, le=100_000)] = 1
     per_page: Annotated[int, Field(ge=1, le=100)] = 20
-    search: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    search: (
+        Annotated[
+            str,
+            Field(min_length=1, max_length=64, json_schema_extra=_search_schema),
+        ]
+        | None
+    ) = None
 
     @field_validator("search")
     @classmethod
@@ -196,6 +244,15 @@ class RoleChange(Schema):
 class CredentialsCheck(Schema):
     identifier: Identifier
     password: Password
+
+
+class LoginAccount(BaseModel):
+    """Answer of the internal ``POST /internal/credentials/account``: the key the gateway
+    counts an identifier's login failures under. One per account, whichever of its
+    identifiers is typed; for an identifier that names no account, one per identifier.
+    Both kinds are opaque keyed hashes of the same shape."""
+
+    account: Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]
 
 
 class MfaCheck(Schema):

@@ -26,6 +26,8 @@ from devtools.devservers import (
 )
 
 BIN = Path(sys.executable).parent
+# A front-end dev server (e.g. `npm run dev` on port 3000) may call a local run's API.
+DEV_CORS_ALLOWED_ORIGINS = "http://localhost:3000,http://127.0.0.1:3000"
 
 
 @dataclass
@@ -72,6 +74,7 @@ class PlatformConfig:
     admin: dict[str, str] = field(default_factory=dict)
     environment: str = "development"
     frontend_url: str = ""
+    cors_allowed_origins: str = DEV_CORS_ALLOWED_ORIGINS
     workers: int = 2
     extra_env: dict[str, dict[str, str]] = field(default_factory=dict)
 
@@ -184,6 +187,7 @@ def plan(config: PlatformConfig) -> list[Service]:
                 "JWT_SECRET_KEY": config.jwt_secret_key,
                 "REDIS_URL": config.redis_url,
                 "COOKIE_SECURE": "false",
+                "CORS_ALLOWED_ORIGINS": config.cors_allowed_origins,
             },
         ),
     ]

@@ -11,7 +11,7 @@ from enrolments.adapters.learners import LearnerRepository
 from enrolments.adapters.mail_outbox import SqlMailOutbox
 from enrolments.adapters.repository import EnrolmentRepository
 from enrolments.adapters.upstreams import CoursesClient, UsersClient
-from enrolments.domain import EXPIRY_JOB
+from enrolments.domain import EXPIRY_JOB, MAIL_PURGE_JOB
 from enrolments.learners import LearnerService
 from enrolments.service import EnrolmentService, InvoiceProcessor, RetryPolicy
 from enrolments.settings import EnrolmentsSettings
@@ -34,8 +34,13 @@ def _mail_relay(
     )
 
 
-def _daily_jobs(service: EnrolmentService, settings: EnrolmentsSettings) -> list[DailyJob]:
-    return [DailyJob(EXPIRY_JOB, service.expire_daily, interval=settings.expiry_check_interval)]
+def _daily_jobs(
+    service: EnrolmentService, mail_outbox: SqlMailOutbox, settings: EnrolmentsSettings
+) -> list[DailyJob]:
+    return [
+        DailyJob(EXPIRY_JOB, service.expire_daily, interval=settings.expiry_check_interval),
+        DailyJob(MAIL_PURGE_JOB, mail_outbox.purge, interval=settings.mail_purge_interval),
+    ]
 
 
 class Container(containers.DeclarativeContainer):
@@ -70,7 +75,9 @@ class Container(containers.DeclarativeContainer):
     invoice_outbox = providers.Singleton(
         InvoiceOutbox, database=database, lease_seconds=settings.provided.invoice_lease_seconds
     )
-    mail_outbox = providers.Singleton(SqlMailOutbox, database=database)
+    mail_outbox = providers.Singleton(
+        SqlMailOutbox, database=database, retention_days=settings.provided.mail_retention_days
+    )
     mailer = providers.Singleton(SmtpMailer, settings.provided.mail)
     retry_policy = providers.Singleton(
         RetryPolicy,
@@ -92,7 +99,7 @@ class Container(containers.DeclarativeContainer):
     service = providers.Singleton(
         EnrolmentService, repository=repository, users=users, courses=courses
     )
-    daily_jobs = providers.Singleton(_daily_jobs, service, settings)
+    daily_jobs = providers.Singleton(_daily_jobs, service, mail_outbox, settings)
     workers = providers.Singleton(
         BackgroundWorkers, invoices=invoice_pool, mail=mail_relay, daily=daily_jobs
     )

@@ -86,7 +86,16 @@ class EnrolmentService:
         return None if caller.is_admin else caller.user_id
 
     def mark_paid(self, caller: Caller, enrolment_id: int) -> EnrolmentRecord:
-        record = self.repository.mark_paid(enrolment_id, self._owner(caller))
+        """An ended course is not paid for (409 ``course_ended``), judged on the course's
+        end date now, not on the copy the expiry job last synced: between the end and
+        the next expiry run the enrolment is still active."""
+        owner = self._owner(caller)
+        enrolled = self.repository.get(enrolment_id, owner)
+        try:
+            end_date = self.courses.get(enrolled.course_id).end_date
+        except CourseNotFound:
+            end_date = from_db(enrolled.course_end_date)  # deleted: its last known end date
+        record = self.repository.mark_paid(enrolment_id, owner, course_end=end_date, now=utcnow())
         self.on_work()
         return record
 
@@ -133,16 +142,18 @@ class EnrolmentService:
 
     def _sync_course_end_dates(self) -> bool:
         """A course may be rescheduled after people enrol: expiry follows its end date
-        now, not the copy taken at enrolment. False when the courses service is away."""
-        for course_id in self.repository.live_course_ids():
-            try:
-                course = self.courses.get(course_id)
-            except CourseNotFound:
-                continue  # deleted: its last known end date stands
-            except (UpstreamUnavailable, UpstreamError):
-                log.warning("expiry_postponed", extra={"course": course_id})
-                return False
-            self.repository.set_course_end_date(course_id, course.end_date)
+        now, not the copy taken at enrolment. The courses are read in bulk (one call per
+        500 ids). False when the courses service is away."""
+        course_ids = self.repository.live_course_ids()
+        try:
+            courses = self.courses.get_many(course_ids)
+        except (UpstreamUnavailable, UpstreamError):
+            log.warning("expiry_postponed", extra={"courses": len(course_ids)})
+            return False
+        for course_id in course_ids:
+            course = courses.get(course_id)
+            if course is not None:  # a deleted course: its last known end date stands
+                self.repository.set_course_end_date(course_id, course.end_date)
         return True
 
 

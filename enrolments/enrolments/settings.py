@@ -33,6 +33,10 @@ class EnrolmentsSettings(BaseServiceSettings):
     worker_poll_interval: float = 1.0
     mail_backoff_base: float = 2.0
     expiry_check_interval: float = 60.0
+    # Sent and failed mail is deleted this many days after it finished (as in users).
+    mail_retention_days: float = Field(30.0, ge=0)
+    # Seconds between two runs of that purge (each deletes at most 10,000 rows).
+    mail_purge_interval: float = Field(3600.0, gt=0)
 
     mail: MailSettings = Field(default_factory=MailSettings)
 

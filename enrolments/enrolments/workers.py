@@ -3,8 +3,10 @@
 * :class:`InvoiceWorkerPool` — a ``ThreadPoolExecutor`` whose threads each loop:
   claim one due invoice job (``SKIP LOCKED`` + lease), process it, repeat.
 * the mail relay — ``common.outbox.OutboxRelay`` over the SQL mail outbox.
-* :class:`DailyJob` — the daily expiry, run at most once per day across every
-  process (the ``job_runs`` row decides who runs).
+* :class:`DailyJob` — the periodic jobs: the daily expiry, run at most once per day
+  across every process (the ``job_runs`` row decides who runs), and the purge of sent
+  and failed mail older than ``MAIL_RETENTION_DAYS`` (bounded batches, every
+  ``MAIL_PURGE_INTERVAL`` seconds).
 
 They run inside the web process when ``RUN_WORKERS`` is true, or alone with
 ``flask --app enrolments invoice-worker``.
@@ -90,8 +92,9 @@ class InvoiceWorkerPool:
 
 
 class DailyJob:
-    """Checks every ``interval`` seconds whether today's run happened; ``run``
-    returns None when another process already did it."""
+    """Calls ``run`` every ``interval`` seconds. The daily expiry's ``run`` checks
+    whether today's run happened and returns None when another process already did it;
+    the mail purge's deletes whatever is due."""
 
     def __init__(self, name: str, run: Callable[[], Any], *, interval: float = 60.0) -> None:
         self.name = name

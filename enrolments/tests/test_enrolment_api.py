@@ -3,6 +3,7 @@ a users stand-in on a socket and the real SMTP sink."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -13,6 +14,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, insert, select, update
 
 from common.errors import UpstreamUnavailable
+from devtools.helpers import internal_headers
 from devtools.smtp_sink import SmtpSink, message_text
 from enrolments.adapters.tables import EnrolmentRecord
 from enrolments.domain import EXPIRY_JOB, EXPIRY_REPORT_CAP
@@ -267,10 +269,10 @@ def test_expiry_waits_while_the_courses_service_is_away(
     )
     container = enrolments_app.extensions["container"]
 
-    def courses_away(_course_id: int) -> None:
+    def courses_away(_course_ids: list[int]) -> None:
         raise UpstreamUnavailable()
 
-    monkeypatch.setattr(container.courses(), "get", courses_away)
+    monkeypatch.setattr(container.courses(), "get_many", courses_away)
     refused = enrolments_client.patch("/enrolment/expired", headers=ADMIN)
     assert refused.status_code == 503
     assert container.service().expire_daily() is None
@@ -373,3 +375,138 @@ def test_users_service_down_is_503(enrolments_app, enrolments_env, course):
         assert (response.status_code, response.get_json()["error"]) == (503, "upstream_unavailable")
     finally:
         service.users = original
+
+
+# -- an ended course is neither enrolled in nor paid for --------------------------------------
+
+
+def test_an_ended_course_is_not_paid_for_even_before_the_expiry_job_runs(
+    enrolments_client, fake_users, course, courses_app
+):
+    for user in ("u1", "u2", "u3"):
+        fake_users.add(user)
+    first = enrol(enrolments_client, "u1", course["id"])
+    second = enrol(enrolments_client, "u2", course["id"])
+    now = datetime.now(UTC)
+    reschedule(courses_app, course["id"], now - timedelta(days=30), now - timedelta(minutes=1))
+    # The expiry job has not run: the enrolments are still active, and unpaid they stay.
+    for user_id, headers in (("u1", user_headers("u1")), ("u2", ADMIN)):
+        enrolment_id = first["id"] if user_id == "u1" else second["id"]
+        refused = enrolments_client.patch(
+            "/enrolment/paid", json={"enrolment_id": enrolment_id}, headers=headers
+        )
+        assert (refused.status_code, refused.get_json()["error"]) == (409, "course_ended")
+    view = enrolments_client.get(f"/enrolment/{first['id']}", headers=ADMIN).get_json()
+    assert (view["status"], view["payment_status"], view["invoice_status"]) == (
+        "active",
+        "pending",
+        "none",
+    )
+    late = enrolments_client.post(
+        "/enrolment", json={"course_id": course["id"]}, headers=user_headers("u3")
+    )
+    assert (late.status_code, late.get_json()["error"]) == (409, "course_ended")
+    # Extended again: payable again, judged on the course's end date now.
+    reschedule(courses_app, course["id"], now - timedelta(days=30), now + timedelta(days=3))
+    assert pay(enrolments_client, "u1", first["id"])["payment_status"] == "paid"
+
+
+def test_a_deleted_course_is_judged_on_its_last_known_end_date(
+    enrolments_app, enrolments_client, fake_users, course, courses_app
+):
+    fake_users.add("u1")
+    enrolment = enrol(enrolments_client, "u1", course["id"])
+    gone = courses_app.test_client().delete(
+        f"/courses/{course['id']}", headers=internal_headers("1", "admin")
+    )
+    assert gone.status_code == 204
+    database = enrolments_app.extensions["container"].database()
+    with database.transaction() as session:
+        session.execute(
+            update(EnrolmentRecord)
+            .where(EnrolmentRecord.id == enrolment["id"])
+            .values(course_end_date=datetime(2020, 1, 1))
+        )
+    refused = enrolments_client.patch(
+        "/enrolment/paid", json={"enrolment_id": enrolment["id"]}, headers=user_headers("u1")
+    )
+    assert (refused.status_code, refused.get_json()["error"]) == (409, "course_ended")
+
+
+# -- the expiry reads the courses in bulk ----------------------------------------------------
+
+
+def insert_courses(courses_app: Flask, count: int, end: datetime) -> list[int]:
+    from courses.adapters.tables import CourseRecord
+
+    stamp = time.monotonic_ns()
+    rows = [
+        {
+            "status": "published",
+            "name": f"Bulk {stamp} {n}",
+            "name_key": f"bulk {stamp} {n}",
+            "price": Decimal("10.00"),
+            "currency": "PLN",
+            "start_date": end - timedelta(days=30),
+            "end_date": end,
+        }
+        for n in range(count)
+    ]
+    database = courses_app.extensions["container"].database()
+    with database.transaction() as session:
+        session.execute(insert(CourseRecord), rows)
+        return sorted(session.scalars(select(CourseRecord.id)))
+
+
+def count_courses_calls(enrolments_app: Flask, monkeypatch) -> list[str]:
+    client = enrolments_app.extensions["container"].courses().client
+    original = client.get
+    calls: list[str] = []
+
+    def counted(path: str, **kwargs):
+        calls.append(path)
+        return original(path, **kwargs)
+
+    monkeypatch.setattr(client, "get", counted)
+    return calls
+
+
+def test_the_expiry_of_10000_enrolments_over_500_courses_makes_one_courses_call(
+    enrolments_app, enrolments_client, courses_app, monkeypatch
+):
+    # The copies taken at enrolment say the courses run on; they ended yesterday.
+    course_ids = insert_courses(courses_app, 500, datetime(2020, 1, 1))
+    rows = [
+        {
+            "user_id": f"x{n}",
+            "course_id": course_ids[n % 500],
+            "status": "active",
+            "payment_status": "pending",
+            "live_key": f"x{n}:{course_ids[n % 500]}",
+            "course_name": "Bulk",
+            "price": Decimal("10.00"),
+            "currency": "PLN",
+            "course_end_date": datetime(2999, 1, 1),
+            "buyer_name": "X",
+            "buyer_email": "x@example.com",
+            "invoice_status": "none",
+        }
+        for n in range(10_000)
+    ]
+    database = enrolments_app.extensions["container"].database()
+    with database.transaction() as session:
+        session.execute(insert(EnrolmentRecord), rows)
+    calls = count_courses_calls(enrolments_app, monkeypatch)
+    report = enrolments_client.patch("/enrolment/expired", headers=ADMIN).get_json()
+    assert report["expired"] == 10_000
+    assert calls == ["/internal/courses"]
+
+
+def test_the_bulk_lookup_asks_for_at_most_500_ids_a_call(enrolments_app, courses_app, monkeypatch):
+    existing = insert_courses(courses_app, 3, datetime(2030, 1, 1))
+    wanted = [*existing, *range(10**9, 10**9 + 1198), existing[0]]  # 1,201 distinct ids + 1
+    calls = count_courses_calls(enrolments_app, monkeypatch)
+    found = enrolments_app.extensions["container"].courses().get_many(wanted)
+    assert sorted(found) == existing
+    assert found[existing[0]].end_date == datetime(2030, 1, 1, tzinfo=UTC)
+    assert calls == ["/internal/courses"] * 3

@@ -453,3 +453,94 @@ def test_the_relay_turns_a_stored_reset_job_into_exactly_one_mail(users_app, use
     jobs = users_app.extensions["container"].database()["outbox"].find({"job": {"$exists": 1}})
     assert sorted(job["status"] for job in jobs) == ["sent", "sent"]
     assert [mail["subject"] for mail in outbox(users_app, EMAIL)] == ["Reset your password"]
+
+
+# -- activation without an identifier: one platform-wide budget for codes matching no one --
+
+
+def code_only_budget(app, monkeypatch, attempts, window_seconds=600):
+    import dataclasses
+
+    service = user_service(app)
+    policy = dataclasses.replace(
+        service.policy,
+        activation_code_only_max_attempts=attempts,
+        activation_code_only_window_seconds=window_seconds,
+    )
+    monkeypatch.setattr(service, "policy", policy)
+
+
+def unused_code(*codes):
+    return next(f"{n:06d}" for n in range(1_000_000) if f"{n:06d}" not in codes)
+
+
+def test_code_only_guesses_share_one_budget_and_then_wait_for_the_window(
+    users_app, users_client, users_clock
+):
+    """A code that matches no pending account names none: it is a guess at every
+    pending account at once, so such guesses are counted against all of them together.
+    Without that, guesses spread over many addresses were limited by nothing. (The
+    default budget: 50 per 10 minutes.)"""
+    register(users_client)
+    register(users_client, username="janedoe", email="jane@example.com")
+    john, jane = activation_code(users_app, EMAIL), activation_code(users_app, "jane@example.com")
+    wrong = unused_code(john, jane)
+    for _ in range(50):
+        assert activate(users_client, wrong).status_code == 400
+    refused = activate(users_client, john)  # the budget is spent: refused unjudged
+    assert (refused.status_code, refused.get_json()["error"]) == (400, "invalid_activation_code")
+    assert stored_user(users_app)["is_active"] is False
+    # An attempt that names its account is counted against that account only.
+    assert activate(users_client, jane, "janedoe").status_code == 200
+    users_clock.advance(600)
+    assert activate(users_client, john).status_code == 200
+
+
+def test_a_code_only_attempt_whose_code_matches_does_not_spend_the_budget(
+    users_app, users_client, monkeypatch
+):
+    code_only_budget(users_app, monkeypatch, attempts=2)
+    emails = [f"user{n}@example.com" for n in range(3)]
+    for n, email in enumerate(emails):
+        register(users_client, username=f"user{n}", email=email)
+    codes = [activation_code(users_app, email) for email in emails]
+    for code in codes:
+        assert activate(users_client, code).status_code == 200
+    guards = users_app.extensions["container"].database()["guards"]
+    assert guards.find_one({"_id": "activation_code_only"})["attempts"] == 0
+
+
+def test_parallel_code_only_guesses_are_judged_no_more_often_than_the_budget(
+    users_app, users_client, monkeypatch
+):
+    code_only_budget(users_app, monkeypatch, attempts=5)
+    register(users_client)
+    code = activation_code(users_app, EMAIL)
+    service = user_service(users_app)
+    lookup = service.repository.find_by_activation_code
+    judged: list[str] = []
+
+    def counted_lookup(code_hash):
+        judged.append(code_hash)
+        return lookup(code_hash)
+
+    monkeypatch.setattr(service.repository, "find_by_activation_code", counted_lookup)
+    guesses = 20
+    barrier = threading.Barrier(guesses)
+    refused: list[bool] = []
+
+    def guess(n: int) -> None:
+        barrier.wait()
+        try:
+            service.activate(unused_code(code, *[f"{m:06d}" for m in range(n)]))
+        except InvalidActivationCode:
+            refused.append(True)
+
+    threads = [threading.Thread(target=guess, args=(n,)) for n in range(guesses)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert len(refused) == guesses
+    assert len(judged) == 5
+    assert activate(users_client, code, EMAIL).status_code == 200

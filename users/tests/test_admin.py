@@ -267,3 +267,173 @@ def test_an_admin_who_never_activated_does_not_count_as_the_other_admin(
         "/users/id", query_string={"user_id": pending.get_json()["id"]}, headers=admin_headers
     )
     assert gone.status_code == 204
+
+
+def _two_admins(users_app, round_number):
+    first = create_active_user(
+        users_app,
+        username=f"first{round_number}",
+        email=f"first{round_number}@example.com",
+        password=PASSWORD,
+        role="admin",
+    )
+    second = create_active_user(
+        users_app,
+        username=f"second{round_number}",
+        email=f"second{round_number}@example.com",
+        password=PASSWORD,
+        role="admin",
+    )
+    return first, second
+
+
+def _removal(kind, actor, target):
+    """One admin's request against the other: (method, path, kwargs)."""
+    headers = internal_headers(actor["id"], "admin")
+    if kind == "demote":
+        return (
+            "PATCH",
+            f"/users/{target['id']}/role",
+            {"json": {"role": "user"}, "headers": headers},
+        )
+    if kind == "delete_by_id":
+        return (
+            "DELETE",
+            "/users/id",
+            {"query_string": {"user_id": target["id"]}, "headers": headers},
+        )
+    return (
+        "DELETE",
+        "/users/identifier",
+        {"query_string": {"identifier": target["username"]}, "headers": headers},
+    )
+
+
+def _at_once(users_app, requests):
+    """The requests on their own threads, each released by one barrier."""
+    import threading
+
+    barrier = threading.Barrier(len(requests))
+    answers: list[tuple[int, dict | None]] = [(0, None)] * len(requests)
+
+    def send(index, method, path, kwargs):
+        client = users_app.test_client()
+        barrier.wait(timeout=10)
+        response = client.open(path, method=method, **kwargs)
+        answers[index] = (response.status_code, response.get_json(silent=True))
+
+    threads = [
+        threading.Thread(target=send, args=(index, *request))
+        for index, request in enumerate(requests)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    return answers
+
+
+def _active_admins(users_app):
+    users = users_app.extensions["container"].database()["users"]
+    return users.count_documents({"role": "admin", "is_active": True})
+
+
+@pytest.mark.parametrize(
+    ("first_kind", "second_kind"),
+    [
+        ("demote", "demote"),
+        ("delete_by_id", "delete_by_id"),
+        ("demote", "delete_by_identifier"),
+        ("delete_by_identifier", "demote"),
+    ],
+)
+def test_two_admins_removing_each_other_at_once_leave_one_admin(
+    users_app, users_db, monkeypatch, first_kind, second_kind
+):
+    """Two concurrent requests, repeated. Every users-collection command is slowed down
+    (as on a loaded server), so each request's reads happen before the other's writes:
+    a check-then-write rule lets both through and leaves no admin."""
+    repository = users_app.extensions["container"].user_repository()
+    users = repository.users
+    for round_number in range(5):
+        users.delete_many({})
+        first, second = _two_admins(users_app, round_number)
+        monkeypatch.setattr(repository, "users", SlowCollection(users))
+        answers = _at_once(
+            users_app,
+            [_removal(first_kind, first, second), _removal(second_kind, second, first)],
+        )
+        monkeypatch.undo()
+        statuses = sorted(status for status, _ in answers)
+        assert statuses in ([200, 409], [204, 409]), answers
+        [refused] = [body for status, body in answers if status == 409]
+        assert refused["error"] == "last_admin"
+        assert _active_admins(users_app) == 1, f"round {round_number}: {answers}"
+
+
+class SlowCollection:
+    """A collection whose every command waits 10 ms first."""
+
+    def __init__(self, inner):
+        self._inner = inner
+
+    def __getattr__(self, name):
+        import time
+
+        attribute = getattr(self._inner, name)
+        if not callable(attribute):
+            return attribute
+
+        def slowly(*args, **kwargs):
+            time.sleep(0.01)
+            return attribute(*args, **kwargs)
+
+        return slowly
+
+
+def test_a_promotion_racing_a_demotion_of_the_same_user_never_counts_a_non_admin(
+    users_app, users_client, admin, admin_headers, alice
+):
+    """The guard may lag behind the documents (stricter), never run ahead of them."""
+    users = users_app.extensions["container"].database()["users"]
+    guards = users_app.extensions["container"].database()["guards"]
+    for _ in range(10):
+        _at_once(
+            users_app,
+            [
+                (
+                    "PATCH",
+                    f"/users/{alice['id']}/role",
+                    {"json": {"role": role}, "headers": admin_headers},
+                )
+                for role in ("admin", "user", "admin", "user")
+            ],
+        )
+        counted = set(guards.find_one({"_id": "admins"})["admins"])
+        admins = {doc["_id"] for doc in users.find({"role": "admin", "is_active": True})}
+        assert counted <= admins
+    # Whatever the races left, the root admin cannot be demoted while alone counted.
+    if len(counted) == 1:
+        last = users_client.patch(
+            f"/users/{admin['id']}/role", json={"role": "user"}, headers=admin_headers
+        )
+        assert last.status_code == 409
+
+
+def test_an_admin_activating_their_account_counts_as_the_other_admin(
+    users_app, users_client, admin, admin_headers
+):
+    import re
+
+    from users.testing import activation_code
+
+    pending = users_client.post("/users", json=user_body(role="admin"), headers=admin_headers)
+    assert pending.status_code == 201
+    code = activation_code(users_app, "john@example.com")
+    assert re.fullmatch(r"\d{6}", code)
+    activated = users_client.patch("/users/activation", json={"code": code}, headers=ANON)
+    assert activated.status_code == 200
+    demoted = users_client.patch(
+        f"/users/{admin['id']}/role", json={"role": "user"}, headers=admin_headers
+    )
+    assert demoted.status_code == 200

@@ -25,6 +25,7 @@ def create_app(
     container = Container(settings=settings, mail_settings=mail_settings)
     repository = container.user_repository()
     repository.ensure_indexes()
+    repository.ensure_admin_guard()
     container.outbox().ensure_indexes()
     app = create_base_app("users", settings, {"mongodb": repository.ping})
     app.extensions["container"] = container

@@ -39,6 +39,8 @@ class Container(containers.DeclarativeContainer):
         activation_code_minutes=settings.provided.activation_code_minutes,
         activation_max_attempts=settings.provided.activation_max_attempts,
         activation_resend_seconds=settings.provided.activation_resend_seconds,
+        activation_code_only_max_attempts=settings.provided.activation_code_only_max_attempts,
+        activation_code_only_window_seconds=settings.provided.activation_code_only_window_seconds,
         reset_token_minutes=settings.provided.reset_token_minutes,
         reset_resend_seconds=settings.provided.reset_resend_seconds,
         frontend_url=settings.provided.frontend_url,

@@ -13,6 +13,7 @@ from users.domain import (
     InvalidCredentials,
     InvalidResetToken,
     WrongPassword,
+    canonical_identifier,
     check_password_policy,
 )
 from users.mails import activation_mail, reset_link, reset_mail
@@ -58,10 +59,39 @@ class Credentials(ServiceBase):
         """Every failure is the same neutral error, whatever went wrong."""
         code_hash = self.secrets.digest(code)
         if identifier is not None:
-            return self._activate_with_identifier(code_hash, identifier)
+            activated = self._activate_with_identifier(code_hash, identifier)
+        else:
+            activated = self._activate_code_only(code_hash)
+        if activated["role"] == "admin":
+            self._count_if_admin(activated["_id"])  # an admin account created by an admin
+        return activated
+
+    def _activate_code_only(self, code_hash: str) -> Doc:
+        """The seed's ``{"code"}``: the code alone names the account (codes of pending
+        accounts differ, and the hash finds it), so "per account" splits in two:
+
+        * a code that matches a pending account names it, and is judged and counted
+          against that account like an attempt with an identifier (its 5 tries);
+        * a code that matches none names no account: it is a guess at every pending
+          account at once, so it is counted against them all together, in one
+          platform-wide budget (``activation_code_only_max_attempts`` per
+          ``activation_code_only_window_seconds``). Each attempt takes a unit before
+          its code is looked up, so parallel guesses get no more than the budget; one
+          whose code matched gives it back. Once the budget is spent, code-only attempts
+          are refused unjudged (the same neutral answer) until the window ends; an
+          attempt with the identifier is not affected."""
+        policy = self.policy
+        window = self.repository.take_code_only_attempt(
+            now_ms=self.now_ms(),
+            window_ms=policy.activation_code_only_window_seconds * 1000,
+            max_attempts=policy.activation_code_only_max_attempts,
+        )
+        if window is None:
+            raise InvalidActivationCode()
         doc = self.repository.find_by_activation_code(code_hash)
         if doc is None or doc["is_active"]:
-            raise InvalidActivationCode()
+            raise InvalidActivationCode()  # a wrong guess: its unit stays spent
+        self.repository.refund_code_only_attempt(window)
         activated = self.repository.activate(
             doc["_id"], code_hash, now_ms=self.now_ms(), max_attempts=self.max_attempts
         )
@@ -188,6 +218,19 @@ class Credentials(ServiceBase):
         return self.repository.get(user_id)
 
     # -- credential check for the gateway ---------------------------------------------------
+
+    def login_account(self, identifier: str) -> str:
+        """The gateway's back-off key for ``identifier``, asked BEFORE any password is
+        checked: the account's id for a known account (so its username and its email
+        share one counter), the canonical identifier for an unknown one (so unknown
+        accounts back off like real ones). Keyed hashes of one length and one lookup
+        either way: the answer does not tell the two apart, and it never leaves the
+        platform (the gateway only uses it as a Redis key)."""
+        doc = self.find(identifier)
+        if doc is not None:
+            return self.secrets.digest(f"login-account:{doc['_id']}")[:32]
+        kind, key = canonical_identifier(identifier)
+        return self.secrets.digest(f"login-identifier:{kind}:{key}")[:32]
 
     def verify_credentials(self, identifier: str, password: str) -> Doc:
         doc = self.find(identifier)

@@ -183,3 +183,7 @@ class MfaNotPending(NotFound):
 
 class LastAdmin(Conflict):
     code, message = "last_admin", "The last admin cannot lose the admin role or be deleted."
+
+
+class ConcurrentChange(Conflict):
+    code, message = "concurrent_change", "The account was changed meanwhile; try again."

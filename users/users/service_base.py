@@ -7,6 +7,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from bson import ObjectId
+
 from common.mail import OutgoingMail
 from users.adapters.outbox import MongoOutbox
 from users.adapters.repository import Doc, UserRepository
@@ -19,6 +21,10 @@ class Policy:
     activation_code_minutes: int = 30
     activation_max_attempts: int = 5
     activation_resend_seconds: int = 60
+    # Platform-wide: activation attempts without an identifier whose code matches no
+    # pending account (see Credentials._activate_code_only).
+    activation_code_only_max_attempts: int = 50
+    activation_code_only_window_seconds: int = 600
     reset_token_minutes: int = 30
     reset_resend_seconds: int = 60
     frontend_url: str = "http://127.0.0.1:8080"
@@ -54,6 +60,15 @@ class ServiceBase:
     def _enqueue(self, job: AccountJob) -> None:
         self.outbox.add_job(job)
         self.notify_mail()
+
+    def _count_if_admin(self, user_id: ObjectId) -> None:
+        """Count an account that is (now) an active admin: created as one, activated."""
+        fence = self.repository.admin_fence()
+        touched = self.repository.update_fenced(
+            user_id, {}, fence, require={"role": "admin", "is_active": True}
+        )
+        if touched is not None:
+            self.repository.count_admin(user_id, fence)
 
     def find(self, identifier: str) -> Doc | None:
         return self.repository.find_by(*self._lookup(identifier))

@@ -17,6 +17,11 @@ class UsersSettings(BaseServiceSettings):
     activation_code_minutes: int = 30
     activation_max_attempts: int = 5
     activation_resend_seconds: int = 60
+    # Activation attempts without an identifier ({"code"} alone) whose code matches no
+    # pending account are guesses at every pending account at once: at most this many
+    # per window, platform-wide; then code-only attempts are refused until the window ends.
+    activation_code_only_max_attempts: int = Field(50, ge=0)
+    activation_code_only_window_seconds: int = Field(600, ge=1)
     reset_token_minutes: int = 30
     # At most one reset mail per account in this window (like activation_resend_seconds).
     reset_resend_seconds: int = 60

@@ -82,7 +82,7 @@ def users_app(smtp_sink_session: SmtpSink) -> Iterator[Flask]:
 def users_db(users_app: Flask) -> None:
     """Each test starts with empty collections (indexes stay)."""
     database = users_app.extensions["container"].database()
-    for name in ("users", "outbox"):
+    for name in ("users", "outbox", "guards"):
         database[name].delete_many({})
 
 

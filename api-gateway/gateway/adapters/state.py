@@ -15,6 +15,10 @@ Keys (all prefixed ``gw:``)::
     mfa:<hash>   hash  uid acct n(attempts) started(ms, before the password check) TTL 5 min
     fail:<acct>  int   consecutive password checks without a login (counted up front) TTL 1 day
     lock:<acct>  int   back-off in force; the number of the attempt that set it TTL 2^(n-5) s
+
+``<acct>`` is the users service's key for the account an identifier names
+(``POST /internal/credentials/account``), asked before the password is checked: one per
+account whichever identifier is typed, one per canonical identifier for an unknown one.
 """
 
 from __future__ import annotations
@@ -30,7 +34,6 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from contracts.users import canonical_identifier
 from gateway.adapters.tracked import TrackedReads
 
 log = logging.getLogger(__name__)
@@ -75,18 +78,6 @@ def now_ms() -> int:
 
 def digest(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
-
-
-def account_key(identifier: str) -> str:
-    """Failure counters are keyed on the identifier in the users service's own canonical
-    form, hashed: every spelling of one identifier (case, full-width NFKC variants)
-    shares one counter, and unknown accounts back off exactly like real ones.
-
-    An account's username and its email are two identifiers with two counters: the
-    gateway cannot tell they are one account, because a failed check answers 401
-    without a user id. So an account gets up to twice the guesses before back-off."""
-    kind, key = canonical_identifier(identifier)
-    return digest(f"{kind}:{key}")[:32]
 
 
 # A login's session or cache write is refused when the user's sessions were invalidated

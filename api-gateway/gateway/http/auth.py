@@ -7,6 +7,7 @@ never an unlimited or unchecked attempt.
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
@@ -18,20 +19,21 @@ from flask_jwt_extended import (
     unset_jwt_cookies,
     verify_jwt_in_request,
 )
-from pydantic import BaseModel, Field, StrictStr
+from pydantic import BaseModel, Field, StrictStr, ValidationError
 
 from common.errors import ApiError, NotFound, UpstreamUnavailable, error_response
 from common.validation import Schema, parse_body
-from contracts.users import CredentialsCheck
+from contracts.users import CredentialsCheck, LoginAccount
 from gateway.adapters.state import (
     BACKOFF_THRESHOLD,
     CredentialsChanged,
     GatewayState,
-    account_key,
     now_ms,
 )
 from gateway.adapters.upstream import Upstream, relay
 from gateway.audit import audit
+from gateway.backoff_timing import CHECK_DURATIONS
+from gateway.http.cors import origin_checked
 from gateway.http.guards import caller_required, current_claims, login_required
 from gateway.jwt import issue_access_token, issue_refresh_token, new_jti
 from gateway.openapi import documented
@@ -169,6 +171,20 @@ def _check_password(body: CredentialsCheck) -> dict[str, object]:
     return user
 
 
+def _login_account(identifier: str) -> str:
+    """The back-off key of the account behind ``identifier``, from the users service,
+    before any password is checked (api-gateway/README.md, "Per-account back-off")."""
+    upstream = _users().call(
+        "POST", "/internal/credentials/account", json={"identifier": identifier}
+    )
+    if upstream.status_code == 400:
+        raise _Relayed(upstream)
+    try:
+        return LoginAccount.model_validate(_summary(upstream.status_code, upstream.json())).account
+    except ValidationError:
+        raise UpstreamUnavailable() from None
+
+
 @blueprint.post("/login")
 @documented(
     "Log in with username or email and password",
@@ -182,15 +198,22 @@ def _check_password(body: CredentialsCheck) -> dict[str, object]:
 def login() -> Response:
     body = parse_body(CredentialsCheck)
     state = _state()
-    account = account_key(body.identifier)
+    try:
+        account = _login_account(body.identifier)
+    except _Relayed as answer:
+        return relay(answer.upstream)
     failures = state.begin_attempt(account)
     if not failures:
         audit("login_backoff", account=account)
+        CHECK_DURATIONS.wait_like_a_check()
         raise InvalidCredentials()
     started_ms = now_ms()
+    checking = time.monotonic()
     try:
         user = _check_password(body)
+        CHECK_DURATIONS.record(time.monotonic() - checking)
     except InvalidCredentials:
+        CHECK_DURATIONS.record(time.monotonic() - checking)
         audit("login_failure", account=account, failures=failures)
         if failures >= BACKOFF_THRESHOLD:
             audit("login_lockout", account=account, failures=failures)
@@ -275,7 +298,9 @@ def mfa_verify() -> Response:
     tag="auth",
     auth="refresh_cookie",
     responses={200: TokenOut},
+    errors=(403,),
 )
+@origin_checked()
 def refresh() -> Response:
     verify_jwt_in_request(refresh=True, locations=["cookies"])
     claims = get_jwt()
@@ -304,7 +329,10 @@ def refresh() -> Response:
 
 
 @blueprint.post("/logout")
-@documented("End the current session", tag="auth", auth="user", responses={204: None})
+@documented(
+    "End the current session", tag="auth", auth="user", responses={204: None}, errors=(403,)
+)
+@origin_checked(with_refresh_cookie_only=True)
 @login_required
 def logout() -> Response:
     claims = current_claims()

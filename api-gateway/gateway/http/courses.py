@@ -23,7 +23,7 @@ from contracts.courses import (
 from contracts.users import AUTHOR_ROLES
 from gateway.adapters.upstream import Upstream
 from gateway.http.guards import current_caller, login_optional, roles_required
-from gateway.openapi import documented
+from gateway.openapi import Link, documented
 
 EXAMPLE = {
     "name": "Python for Data",
@@ -34,6 +34,24 @@ EXAMPLE = {
     "start_date": "2031-03-01T09:00:00+01:00",
     "end_date": "2031-04-01T17:00:00+02:00",
 }
+
+
+COURSE_ID = {"course_id": "$response.body#/id"}
+# Where a new course leads: its own routes, its content, enrolling in it.
+COURSE_LINKS = {
+    "GetCourse": Link("GET /api/course/{course_id}", COURSE_ID),
+    "UpdateCourse": Link("PATCH /api/course/{course_id}", COURSE_ID),
+    "DeleteCourse": Link("DELETE /api/course/{course_id}", COURSE_ID),
+    "AuthorCourses": Link(
+        "GET /api/course/author/{author_id}", {"author_id": "$response.body#/author_id"}
+    ),
+    "Outline": Link("GET /api/course/{course_id}/outline", COURSE_ID),
+    "ListModules": Link("GET /api/course/{course_id}/modules", COURSE_ID),
+    "AddModule": Link("POST /api/course/{course_id}/modules", COURSE_ID),
+    "OrderModules": Link("PUT /api/course/{course_id}/modules/order", COURSE_ID),
+    "Enrol": Link("POST /api/enrolment", body={"course_id": "$response.body#/id"}),
+}
+DATES_IN_ORDER = "start_date is not before end_date"
 
 
 class CourseLookup(RootModel[CourseOut | CourseList]):
@@ -57,6 +75,8 @@ def _courses() -> Upstream:
     body=CourseCreate,
     responses={201: CourseOut},
     errors=(403, 409),
+    valid_request_errors={400: DATES_IN_ORDER},
+    links=COURSE_LINKS,
     example=EXAMPLE,
 )
 @roles_required(*AUTHOR_ROLES)
@@ -125,6 +145,7 @@ def get_course(course_id: int) -> Response:
     body=CourseUpdate,
     responses={200: CourseOut},
     errors=(403, 404, 409),
+    valid_request_errors={400: DATES_IN_ORDER + " (once merged into the stored course)"},
     example={"price": "149.00"},
 )
 @roles_required(*AUTHOR_ROLES)

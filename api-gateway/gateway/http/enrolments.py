@@ -16,9 +16,19 @@ from contracts.enrolments import (
 )
 from gateway.adapters.upstream import Upstream
 from gateway.http.guards import current_caller, login_required, roles_required
-from gateway.openapi import documented
+from gateway.openapi import Link, documented
 
 blueprint = Blueprint("gateway_enrolments", __name__, url_prefix="/api/enrolment")
+
+ENROLMENT_ID = {"enrolment_id": "$response.body#/id"}
+ENROLMENT_LINKS = {
+    "GetEnrolment": Link("GET /api/enrolment/{enrolment_id}", ENROLMENT_ID),
+    "Details": Link("GET /api/enrolment/{enrolment_id}/details", ENROLMENT_ID),
+    "MarkPaid": Link("PATCH /api/enrolment/paid", body={"enrolment_id": "$response.body#/id"}),
+    "Cancel": Link("POST /api/enrolment/{enrolment_id}/cancel", ENROLMENT_ID),
+    "RetryInvoice": Link("POST /api/enrolment/{enrolment_id}/invoice/retry", ENROLMENT_ID),
+    "DeleteEnrolment": Link("DELETE /api/enrolment/{enrolment_id}", ENROLMENT_ID),
+}
 
 
 def _enrolments() -> Upstream:
@@ -33,6 +43,7 @@ def _enrolments() -> Upstream:
     body=EnrolmentCreate,
     responses={201: EnrolmentOut},
     errors=(403, 404, 409),
+    links=ENROLMENT_LINKS,
     example={"course_id": 1},
 )
 @login_required

@@ -47,7 +47,7 @@ from contracts.learning import (
 )
 from gateway.adapters.upstream import Upstream
 from gateway.http.guards import current_caller, login_optional, login_required
-from gateway.openapi import documented
+from gateway.openapi import Link, documented
 
 TAG = "learning"
 # An upload of up to MEDIA_MAX_BYTES (20 MiB, the learning service's limit) plus the
@@ -61,6 +61,18 @@ DOWNLOAD_HEADERS = (
     "X-Content-Type-Options",
     "Cache-Control",
 )
+
+
+MODULE_ID = {"module_id": "$response.body#/id"}
+LESSON_ID = {"lesson_id": "$response.body#/id"}
+TEST_ID = {"test_id": "$response.body#/id"}
+QUESTION_ID = {"question_id": "$response.body#/id"}
+ATTEMPT_ID = {"attempt_id": "$response.body#/attempt_id"}
+MEDIA_ID = {"media_id": "$response.body#/id"}
+# A list reorder names every id of the list exactly once, which no schema can check.
+BAD_ORDERING = {422: "the ids are not exactly the list's ids, each once (bad_ordering)"}
+# Which options and accepted answers a question takes depends on its type.
+QUESTION_SHAPE = {400: "the options or accepted answers do not fit the question type"}
 
 
 class MediaUpload(Schema):
@@ -134,6 +146,11 @@ def list_modules(course_id: int) -> Response:
     body=ModuleCreate,
     responses={201: ModuleOut},
     errors=(403, 404, 409),
+    links={
+        "UpdateModule": Link("PATCH /api/modules/{module_id}", MODULE_ID),
+        "AddLesson": Link("POST /api/modules/{module_id}/lessons", MODULE_ID),
+        "DeleteModule": Link("DELETE /api/modules/{module_id}", MODULE_ID),
+    },
     example={"title": "Getting started", "published": False},
 )
 @login_required
@@ -150,6 +167,7 @@ def create_module(course_id: int) -> Response:
     body=Ordering,
     responses={200: ModuleList},
     errors=(403, 404, 409),
+    valid_request_errors=BAD_ORDERING,
     example={"ids": [3, 1, 2]},
 )
 @login_required
@@ -198,6 +216,14 @@ def delete_module(module_id: int) -> Response:
     body=LessonCreate,
     responses={201: LessonOut},
     errors=(403, 404, 409),
+    links={
+        "GetLesson": Link("GET /api/lessons/{lesson_id}", LESSON_ID),
+        "UpdateLesson": Link("PATCH /api/lessons/{lesson_id}", LESSON_ID),
+        "AddMedia": Link("POST /api/lessons/{lesson_id}/media", LESSON_ID),
+        "PutTest": Link("PUT /api/lessons/{lesson_id}/test", LESSON_ID),
+        "Complete": Link("PUT /api/lessons/{lesson_id}/completion", LESSON_ID),
+        "DeleteLesson": Link("DELETE /api/lessons/{lesson_id}", LESSON_ID),
+    },
     example={"title": "Installing Python", "lesson_type": "theory", "content": "# Install"},
 )
 @login_required
@@ -214,6 +240,7 @@ def create_lesson(module_id: int) -> Response:
     body=Ordering,
     responses={200: LessonList},
     errors=(403, 404, 409),
+    valid_request_errors=BAD_ORDERING,
     example={"ids": [2, 1]},
 )
 @login_required
@@ -284,6 +311,14 @@ def _validate_upload() -> None:
     form=MediaUpload,
     responses={201: MediaOut},
     errors=(403, 404, 409),
+    valid_request_errors={
+        415: "the file is not a PDF, PNG, JPEG, MP3 or MP4 (by its first bytes), or not of "
+        "the media_type sent"
+    },
+    links={
+        "GetMedia": Link("GET /api/media/{media_id}", MEDIA_ID),
+        "DeleteMedia": Link("DELETE /api/media/{media_id}", MEDIA_ID),
+    },
     example={"url": "https://example.org/intro.mp4", "media_type": "video", "title": "Intro"},
 )
 @login_required
@@ -365,6 +400,12 @@ def course_outline(course_id: int) -> Response:
     body=TestSettings,
     responses={200: TestStaffOut, 201: TestStaffOut},
     errors=(403, 404, 409),
+    links={
+        "GetTest": Link("GET /api/tests/{test_id}", TEST_ID),
+        "AddQuestion": Link("POST /api/tests/{test_id}/questions", TEST_ID),
+        "StartAttempt": Link("POST /api/tests/{test_id}/attempts", TEST_ID),
+        "MyAttempts": Link("GET /api/tests/{test_id}/attempts/mine", TEST_ID),
+    },
     example={"title": "Check yourself", "passing_score": "60.00", "max_attempts": 3},
 )
 @login_required
@@ -395,6 +436,11 @@ def get_test(test_id: int) -> Response:
     body=QuestionFields,
     responses={201: QuestionStaffOut},
     errors=(403, 404, 409),
+    valid_request_errors=QUESTION_SHAPE,
+    links={
+        "UpdateQuestion": Link("PATCH /api/questions/{question_id}", QUESTION_ID),
+        "DeleteQuestion": Link("DELETE /api/questions/{question_id}", QUESTION_ID),
+    },
     example={
         "text": "Which of these is a list?",
         "question_type": "single",
@@ -419,6 +465,7 @@ def create_question(test_id: int) -> Response:
     body=Ordering,
     responses={200: QuestionList},
     errors=(403, 404, 409),
+    valid_request_errors=BAD_ORDERING,
     example={"ids": [2, 1]},
 )
 @login_required
@@ -435,6 +482,7 @@ def order_questions(test_id: int) -> Response:
     body=QuestionUpdate,
     responses={200: QuestionStaffOut},
     errors=(403, 404, 409),
+    valid_request_errors={400: QUESTION_SHAPE[400] + " (once merged into the stored question)"},
     example={"points": "2.00"},
 )
 @login_required
@@ -462,6 +510,11 @@ def delete_question(question_id: int) -> Response:
     auth="user",
     responses={201: AttemptOut, 200: AttemptOut},
     errors=(403, 404, 409),
+    links={
+        "GetAttempt": Link("GET /api/attempts/{attempt_id}", ATTEMPT_ID),
+        "SaveAnswers": Link("PUT /api/attempts/{attempt_id}/answers", ATTEMPT_ID),
+        "Submit": Link("POST /api/attempts/{attempt_id}/submit", ATTEMPT_ID),
+    },
 )
 @login_required
 def start_attempt(test_id: int) -> Response:

@@ -41,11 +41,23 @@ from gateway.adapters.state import GatewayState
 from gateway.adapters.upstream import Upstream, relay
 from gateway.audit import audit
 from gateway.http.guards import current_caller, login_optional, login_required, roles_required
-from gateway.openapi import documented
+from gateway.openapi import Link, documented
 
 _USER_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 blueprint = Blueprint("gateway_users", __name__, url_prefix="/api/users")
+
+USER_ID = {"user_id": "$response.body#/id"}
+BY_USERNAME = {"identifier": "$response.body#/username"}
+USER_LINKS = {
+    "GetById": Link("GET /api/users/id", USER_ID),
+    "GetByIdentifier": Link("GET /api/users/identifier", BY_USERNAME),
+    "ChangeRole": Link("PATCH /api/users/{user_id}/role", USER_ID),
+    "ResendActivation": Link("GET /api/users/activation/resend", BY_USERNAME),
+    "DeleteById": Link("DELETE /api/users/id", USER_ID),
+    "DeleteByIdentifier": Link("DELETE /api/users/identifier", BY_USERNAME),
+}
+NEW_PASSWORD_POLICY = "the new password is shorter than 12 or longer than 128 characters, or common"
 
 
 class Accepted(BaseModel):
@@ -105,6 +117,10 @@ def _query(model: type[Any]) -> dict[str, Any]:
     body=UserCreate,
     responses={201: UserOut},
     errors=(403, 409),
+    valid_request_errors={
+        400: NEW_PASSWORD_POLICY.replace("new ", "") + ", or password_confirmation differs"
+    },
+    links=USER_LINKS,
     rate_limited=True,
 )
 @login_optional
@@ -119,6 +135,7 @@ def register() -> Response:
     tag="users",
     body=ActivationRequest,
     responses={200: UserOut},
+    valid_request_errors={400: "the code is unknown, expired or used up"},
     rate_limited=True,
 )
 def activate() -> Response:
@@ -133,6 +150,8 @@ def activate() -> Response:
     query=IdentifierQuery,
     responses={202: Accepted},
     rate_limited=True,
+    # POST takes the identifier in a JSON body, out of URLs and their logs.
+    methods={"POST": {"query": None, "body": IdentifierBody}},
 )
 def resend_activation() -> Response:
     if request.method == "POST" and "identifier" not in request.args:
@@ -160,6 +179,9 @@ def forgot_password() -> Response:
     tag="users",
     body=ResetRequest,
     responses={200: Accepted},
+    valid_request_errors={
+        400: "the token is unknown, expired or used up, or " + NEW_PASSWORD_POLICY
+    },
     rate_limited=True,
 )
 def reset_password() -> Response:
@@ -198,6 +220,7 @@ def update_me() -> Response:
     auth="user",
     body=PasswordChange,
     responses={200: UserOut},
+    valid_request_errors={400: "the current password is wrong, or " + NEW_PASSWORD_POLICY},
     account_limited=True,
 )
 @login_required
@@ -214,6 +237,7 @@ def change_password() -> Response:
     body=PasswordOnly,
     responses={200: MfaEnrolment},
     errors=(409,),
+    valid_request_errors={400: "the password is wrong"},
     account_limited=True,
 )
 @login_required
@@ -258,6 +282,7 @@ def mfa_confirm() -> Response:
     body=MfaDisable,
     responses={200: UserOut},
     errors=(409,),
+    valid_request_errors={400: "the password or the code is wrong"},
     account_limited=True,
 )
 @login_required

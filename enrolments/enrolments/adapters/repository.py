@@ -31,6 +31,7 @@ from enrolments.domain import (
     AlreadyEnrolled,
     AlreadyPaid,
     Course,
+    CourseEnded,
     CourseFull,
     EnrolmentNotFound,
     ExpiryReport,
@@ -147,14 +148,20 @@ class EnrolmentRepository:
             raise EnrolmentNotFound()
         return record
 
-    def mark_paid(self, enrolment_id: int, owner: str | None) -> EnrolmentRecord:
-        """The payment and the "invoice due" outbox row, in one transaction."""
+    def mark_paid(
+        self, enrolment_id: int, owner: str | None, *, course_end: datetime, now: datetime
+    ) -> EnrolmentRecord:
+        """The payment and the "invoice due" outbox row, in one transaction; refused
+        once the course has ended (``course_end``, as the courses service says now)."""
         with self.database.transaction() as session:
             record = self._locked(session, enrolment_id, owner)
             if record.payment_status == PAID:
                 raise AlreadyPaid()
             if record.status != ACTIVE:
                 raise NotActive()
+            if course_end <= now:
+                raise CourseEnded()
+            record.course_end_date = to_db(course_end)
             record.payment_status = PAID
             record.paid_at = db_now()
             record.invoice_status = INVOICE_PENDING

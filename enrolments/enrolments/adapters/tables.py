@@ -118,8 +118,14 @@ class MailRecord(Base):
     locked_until: Mapped[datetime | None] = mapped_column(Moment, nullable=True)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=db_now)
+    # When it was sent or given up; the purge drops it MAIL_RETENTION_DAYS later.
+    finished_at: Mapped[datetime | None] = mapped_column(Moment, nullable=True)
 
-    __table_args__ = (Index("ix_mail_outbox_due", "status", "available_at"), GROWING_IDS)
+    __table_args__ = (
+        Index("ix_mail_outbox_due", "status", "available_at"),
+        Index("ix_mail_outbox_finished", "finished_at"),
+        GROWING_IDS,
+    )
 
 
 class JobRunRecord(Base):

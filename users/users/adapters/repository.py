@@ -2,10 +2,39 @@
 
 Only strings built by the service reach a filter; request values never become
 operators.
+
+The last-admin rule ("at least one active admin") spans documents, and MongoDB applies a
+condition atomically within one document only (multi-document transactions need a
+replica set; mongomock has none). So the admins who count are kept in ONE guard
+document, ``guards/{"_id": "admins"}``, and every change that could remove the last one
+is a conditional update of it::
+
+    admins  ids of active admins: a subset of them, never one too many
+    seq     hands out a fence token to each change of an admin's role (always growing)
+    gone    user id -> token of that user's latest removal from ``admins``
+
+* Removing an admin (demotion, deletion) first pulls the id from ``admins`` with the
+  condition that another id stays (``admins.1`` exists), then changes the user document.
+  Of two admins removing each other at the same moment, one pull runs first; the other
+  then finds a single id left and is refused. A crash in between leaves the set one
+  short: stricter, never looser.
+* Adding (promotion, activation of an admin account) changes the user document first and
+  the set after, so the set can lag behind the documents but never runs ahead of them.
+* Stale writes cannot reorder that: a user-document write of this protocol carries its
+  token and matches only while the document's ``role_fence`` is older, and an addition
+  matches only while no removal with a newer token is recorded in ``gone``. A promotion and
+  a demotion of one user racing each other so end with the set and the document agreeing,
+  or the set one short; never with an id in the set whose user is not an admin.
+* A user who is not an admin is changed or deleted on the condition that they still are
+  not one: a promotion landing in between sends the change round the admin path again.
+* The guard is built from the users collection when it is missing (first start, an
+  upgrade); of concurrent builds the first insert wins, and no change of this protocol
+  runs before one has.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 from typing import Any
 
@@ -24,6 +53,10 @@ from users.domain import (
 )
 
 Doc = dict[str, Any]
+ADMIN_GUARD = "admins"
+CODE_ONLY_GUARD = "activation_code_only"
+# Retries of a conditional step whose condition another request changed meanwhile.
+GUARD_RETRIES = 10
 
 
 def _oid(user_id: str) -> ObjectId:
@@ -36,6 +69,7 @@ class UserRepository:
     def __init__(self, database: Any) -> None:
         self.database = database
         self.users = database["users"]
+        self.guards = database["guards"]
 
     def ensure_indexes(self) -> None:
         """Idempotent: creating an existing index with the same options is a no-op."""
@@ -123,10 +157,118 @@ class UserRepository:
         )
         return list(cursor), total
 
-    def other_active_admins(self, user_id: ObjectId) -> int:
-        """Admins besides ``user_id`` who can log in: the ones who could take over."""
-        query = {"role": "admin", "is_active": True, "_id": {"$ne": user_id}}
-        return int(self.users.count_documents(query, limit=1))
+    # -- the last-admin rule (see the module docstring) -------------------------------------
+
+    def ensure_admin_guard(self) -> None:
+        if self.guards.find_one({"_id": ADMIN_GUARD}, {"_id": 1}) is not None:
+            return
+        admins = [
+            doc["_id"] for doc in self.users.find({"role": "admin", "is_active": True}, {"_id": 1})
+        ]
+        # DuplicateKeyError: built by a concurrent request, and that one counts.
+        with contextlib.suppress(DuplicateKeyError):
+            self.guards.insert_one({"_id": ADMIN_GUARD, "seq": 0, "admins": admins, "gone": {}})
+
+    def admin_fence(self) -> int:
+        """A new fence token, greater than every one handed out before."""
+        for _ in range(2):
+            with atomic(self.database):
+                guard = self.guards.find_one_and_update(
+                    {"_id": ADMIN_GUARD},
+                    {"$inc": {"seq": 1}},
+                    projection={"seq": 1},
+                    return_document=ReturnDocument.AFTER,
+                )
+            if guard is not None:
+                return int(guard["seq"])
+            self.ensure_admin_guard()
+        raise RuntimeError("the admin guard document is missing")
+
+    def count_admin(self, user_id: ObjectId, fence: int) -> None:
+        """Count an active admin, unless a removal newer than ``fence`` came first."""
+        gone = f"gone.{user_id}"
+        with atomic(self.database):
+            self.guards.update_one(
+                {"_id": ADMIN_GUARD, "$or": [{gone: {"$exists": False}}, {gone: {"$lt": fence}}]},
+                {"$addToSet": {"admins": user_id}},
+            )
+
+    def uncount_admin(self, user_id: ObjectId, fence: int) -> bool:
+        """Stop counting ``user_id`` (recording the removal's token); False, and nothing
+        changed, when it is the only admin counted."""
+        gone = f"gone.{user_id}"
+        self._prune_admin_guard()
+        for _ in range(GUARD_RETRIES):
+            with atomic(self.database):
+                not_counted = self.guards.update_one(
+                    {"_id": ADMIN_GUARD, "admins": {"$ne": user_id}}, {"$max": {gone: fence}}
+                )
+                if not_counted.matched_count:
+                    return True
+                another_stays = self.guards.update_one(
+                    {"_id": ADMIN_GUARD, "admins": user_id, "admins.1": {"$exists": True}},
+                    {"$pull": {"admins": user_id}, "$max": {gone: fence}},
+                )
+                if another_stays.matched_count:
+                    return True
+            alone = {"_id": ADMIN_GUARD, "admins": user_id, "admins.1": {"$exists": False}}
+            if self.guards.find_one(alone, {"_id": 1}) is not None:
+                return False
+            self.ensure_admin_guard()  # gone, or the set changed between the two: again
+        return False
+
+    def _prune_admin_guard(self) -> None:
+        """Stop counting ids that are no active admin's (a user deleted or demoted behind
+        the service's back, e.g. by hand): it only ever shrinks the set, so it cannot
+        make a removal pass that should not, whatever runs alongside."""
+        guard = self.guards.find_one({"_id": ADMIN_GUARD}, {"admins": 1})
+        if guard is None:
+            return
+        counted = list(guard.get("admins") or [])
+        alive = {
+            doc["_id"]
+            for doc in self.users.find(
+                {"_id": {"$in": counted}, "role": "admin", "is_active": True}, {"_id": 1}
+            )
+        }
+        stale = [user_id for user_id in counted if user_id not in alive]
+        if stale:
+            with atomic(self.database):
+                self.guards.update_one({"_id": ADMIN_GUARD}, {"$pull": {"admins": {"$in": stale}}})
+
+    @staticmethod
+    def _older_fence(fence: int) -> Doc:
+        return {"$or": [{"role_fence": {"$exists": False}}, {"role_fence": {"$lt": fence}}]}
+
+    def update_fenced(
+        self, user_id: ObjectId, changes: Doc, fence: int, *, require: Doc | None = None
+    ) -> Doc | None:
+        """Apply a change of the admin protocol; None if the user is gone, does not match
+        ``require``, or a change with a newer token already landed."""
+        with atomic(self.database):
+            return self.users.find_one_and_update(
+                {"_id": user_id, **self._older_fence(fence), **(require or {})},
+                {"$set": {**changes, "role_fence": fence}},
+                return_document=ReturnDocument.AFTER,
+            )
+
+    def delete_fenced(self, user_id: ObjectId, fence: int) -> bool:
+        with atomic(self.database):
+            result = self.users.delete_one({"_id": user_id, **self._older_fence(fence)})
+        return bool(result.deleted_count == 1)
+
+    def update_unless_admin(self, user_id: ObjectId, changes: Doc) -> Doc | None:
+        with atomic(self.database):
+            return self.users.find_one_and_update(
+                {"_id": user_id, "role": {"$ne": "admin"}},
+                {"$set": changes},
+                return_document=ReturnDocument.AFTER,
+            )
+
+    def delete_unless_admin(self, user_id: ObjectId) -> bool:
+        with atomic(self.database):
+            result = self.users.delete_one({"_id": user_id, "role": {"$ne": "admin"}})
+        return bool(result.deleted_count == 1)
 
     # -- activation -------------------------------------------------------------------------
 
@@ -156,6 +298,51 @@ class UserRepository:
                 {field: key, "is_active": False, "activation.attempts": {"$lt": max_attempts}},
                 {"$inc": {"activation.attempts": 1}},
                 return_document=ReturnDocument.AFTER,
+            )
+
+    def take_code_only_attempt(
+        self, *, now_ms: int, window_ms: int, max_attempts: int
+    ) -> int | None:
+        """Count one activation attempt without an identifier in the platform-wide
+        budget of the current fixed window (one guard document, updated with a
+        condition, so parallel attempts cannot overdraw it). Returns the window's start,
+        or None once ``max_attempts`` are used in it."""
+        window = now_ms - now_ms % max(window_ms, 1)
+        if max_attempts <= 0:
+            return None
+        for _ in range(GUARD_RETRIES):
+            with atomic(self.database):
+                # ``$gte``: a server whose clock lags counts into the newer window.
+                same = self.guards.update_one(
+                    {
+                        "_id": CODE_ONLY_GUARD,
+                        "window": {"$gte": window},
+                        "attempts": {"$lt": max_attempts},
+                    },
+                    {"$inc": {"attempts": 1}},
+                )
+                if same.matched_count:
+                    return window
+                newer = self.guards.update_one(
+                    {"_id": CODE_ONLY_GUARD, "window": {"$lt": window}},
+                    {"$set": {"window": window, "attempts": 1}},
+                )
+                if newer.matched_count:
+                    return window
+            if self.guards.find_one({"_id": CODE_ONLY_GUARD}, {"_id": 1}) is not None:
+                return None  # the window's budget is used
+            try:
+                self.guards.insert_one({"_id": CODE_ONLY_GUARD, "window": window, "attempts": 1})
+            except DuplicateKeyError:
+                continue  # a concurrent first attempt made it: count into that one
+            return window
+        return None
+
+    def refund_code_only_attempt(self, window: int) -> None:
+        with atomic(self.database):
+            self.guards.update_one(
+                {"_id": CODE_ONLY_GUARD, "window": window, "attempts": {"$gt": 0}},
+                {"$inc": {"attempts": -1}},
             )
 
     def activate(
@@ -283,9 +470,6 @@ class UserRepository:
             raise UserNotFound()
         return doc
 
-    def delete(self, user_id: ObjectId) -> bool:
-        return bool(self.users.delete_one({"_id": user_id}).deleted_count == 1)
-
     # -- MFA --------------------------------------------------------------------------------
 
     def set_pending_mfa(self, user_id: ObjectId, encrypted_secret: str) -> bool:
@@ -350,6 +534,3 @@ class UserRepository:
                 {"$pull": {"mfa.recovery_codes": code_hash}},
             )
         return result.modified_count == 1
-
-    def set_role(self, user_id: str, role: str, *, tokens_valid_after: int) -> Doc:
-        return self.update_fields(user_id, {"role": role, "tokens_valid_after": tokens_valid_after})

@@ -23,6 +23,7 @@ from contracts.users import (
     CredentialsCheck,
     IdentifierBody,
     IdentifierQuery,
+    LoginAccount,
     MfaCheck,
     MfaConfirm,
     MfaDisable,
@@ -239,6 +240,13 @@ def mfa_disable() -> Response:
 def verify_credentials() -> Response:
     body = parse_body(CredentialsCheck)
     return jsonify(user_summary(_service().verify_credentials(body.identifier, body.password)))
+
+
+@internal.post("/credentials/account")
+def login_account() -> Response:
+    """The gateway's back-off key for an identifier (see UserService.login_account)."""
+    identifier = parse_body(IdentifierBody).identifier
+    return jsonify(LoginAccount(account=_service().login_account(identifier)).model_dump())
 
 
 @internal.post("/mfa/verify")
