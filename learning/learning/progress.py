@@ -3,8 +3,6 @@ enrolments service (idempotent there, and told again later if it was away)."""
 
 from __future__ import annotations
 
-import logging
-
 from common.errors import ApiError
 from common.identity import Caller
 from contracts.learning import (
@@ -18,8 +16,7 @@ from contracts.learning import (
 from learning.adapters.tables import TestRecord
 from learning.content import Content
 from learning.domain import TestLessonCompletion, grade, percent
-
-log = logging.getLogger("learning.service")
+from learning.service_base import log
 
 
 class Progress(Content):

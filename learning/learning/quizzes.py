@@ -10,7 +10,7 @@ from typing import Any
 
 from common.errors import ApiError
 from common.identity import Caller
-from common.timeutil import db_now
+from common.timeutil import db_now, from_db
 from contracts.learning import (
     AnswerIn,
     AttemptList,
@@ -124,6 +124,22 @@ def grade_answers(
     return score_percent(awarded, maximum), review
 
 
+def _test_fields(test: TestRecord, questions: list[QuestionRecord]) -> dict[str, Any]:
+    """What staff and learners alike see of a test: its rules and its maximum."""
+    return {
+        "id": test.id,
+        "lesson_id": test.lesson_id,
+        "course_id": test.course_id,
+        "title": test.title,
+        "passing_score": test.passing_score,
+        "max_attempts": test.max_attempts,
+        "time_limit_seconds": test.time_limit_seconds,
+        "grade_method": test.grade_method,
+        "reveal": test.reveal,
+        "max_points": sum((q.points for q in questions), Decimal(0)),
+    }
+
+
 class Quizzes(Progress):
     # ------------------------------------------------------------------ tests
 
@@ -146,16 +162,7 @@ class Quizzes(Progress):
         used = len(self.quizzes.attempts(test.id, caller.user_id))
         best = grade(test.grade_method, scores)
         return TestLearnerOut(
-            id=test.id,
-            lesson_id=test.lesson_id,
-            course_id=test.course_id,
-            title=test.title,
-            passing_score=test.passing_score,
-            max_attempts=test.max_attempts,
-            time_limit_seconds=test.time_limit_seconds,
-            grade_method=test.grade_method,
-            reveal=test.reveal,
-            max_points=sum((q.points for q in questions), Decimal(0)),
+            **_test_fields(test, questions),
             question_count=len(questions),
             attempts_used=used,
             attempts_left=attempts_left(test.max_attempts, used),
@@ -169,19 +176,9 @@ class Quizzes(Progress):
         return test, role
 
     def _test_staff(self, test: TestRecord) -> TestStaffOut:
-        questions = [question_staff(q) for q in self.quizzes.questions(test.id)]
+        questions = self.quizzes.questions(test.id)
         return TestStaffOut(
-            id=test.id,
-            lesson_id=test.lesson_id,
-            course_id=test.course_id,
-            title=test.title,
-            passing_score=test.passing_score,
-            max_attempts=test.max_attempts,
-            time_limit_seconds=test.time_limit_seconds,
-            grade_method=test.grade_method,
-            reveal=test.reveal,
-            max_points=sum((q.points for q in questions), Decimal(0)),
-            questions=questions,
+            **_test_fields(test, questions), questions=[question_staff(q) for q in questions]
         )
 
     def _scores(self, test: TestRecord, user_id: str) -> list[Decimal]:
@@ -210,13 +207,7 @@ class Quizzes(Progress):
                 "options": [{"text": o.text, "is_correct": o.is_correct} for o in record.options],
                 "accepted_answers": _accepted(record),
             }
-            options = changes.get("options")
-            merged = {**current, **changes}
-            if options is not None:
-                merged["options"] = [
-                    o.model_dump() if hasattr(o, "model_dump") else o for o in options
-                ]
-            return QuestionFields.model_validate(merged)
+            return QuestionFields.model_validate({**current, **changes})
 
         return question_staff(self.quizzes.update_question(question_id, merge))
 
@@ -343,6 +334,15 @@ class Quizzes(Progress):
         except ApiError:
             raise AttemptNotFound() from None
 
+    def _closed_attempts_left(self, test: TestRecord, user_id: str) -> int | None:
+        """Attempts left once the open one is counted as not yet used: it can still be
+        answered. Only after_all_attempts asks, so the other policies read nothing."""
+        if test.reveal != "after_all_attempts":
+            return None
+        attempts = self.quizzes.attempts(test.id, user_id)
+        closed = sum(attempt.submitted_at is not None for attempt in attempts)
+        return attempts_left(test.max_attempts, closed)
+
     @staticmethod
     def _finish(attempt: AttemptRecord, questions: list[QuestionRecord], test: TestRecord) -> None:
         score, review = grade_answers(questions, _saved(attempt))
@@ -362,13 +362,10 @@ class Quizzes(Progress):
         submitted = record.submitted_at is not None
         review = None
         if submitted and record.review:
-            attempts = self.quizzes.attempts(test.id, record.user_id)
-            # The last attempt while still open counts as one left: it can still be answered.
-            closed = sum(attempt.submitted_at is not None for attempt in attempts)
             reveal = staff or may_reveal(
                 test.reveal,
                 submitted=True,
-                attempts_remaining=attempts_left(test.max_attempts, closed),
+                attempts_remaining=self._closed_attempts_left(test, record.user_id),
             )
             review = [_review(item, reveal) for item in json.loads(record.review)]
         return AttemptOut(
@@ -406,7 +403,7 @@ def _result(attempt: AttemptRecord) -> dict[str, Any]:
         "attempt_id": attempt.id,
         "score": f"{attempt.score:.2f}" if attempt.score is not None else None,
         "passed": attempt.passed,
-        "submitted_at": attempt.submitted_at.isoformat() + "Z" if attempt.submitted_at else None,
+        "submitted_at": from_db(attempt.submitted_at).isoformat() if attempt.submitted_at else None,
     }
 
 

@@ -52,10 +52,6 @@ class TtlCache(Generic[V]):
                 self._entries[key] = (now + self.seconds, value)
         return value
 
-    def forget(self, key: Hashable) -> None:
-        with self._lock:
-            self._entries.pop(key, None)
-
 
 def _call(
     client: ServiceClient, name: str, method: str, path: str, **kwargs: Any

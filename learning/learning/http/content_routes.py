@@ -20,6 +20,7 @@ from contracts.learning import (
     PageQuery,
     Title,
 )
+from learning.content import media_out
 from learning.http.common import answer, service
 
 blueprint = Blueprint("learning_content", __name__)
@@ -118,8 +119,6 @@ def add_media(lesson_id: int) -> tuple[Response, int]:
 def download_media(media_id: int) -> Response | tuple[Response, int]:
     media, path = service().media_for_download(require_caller(), media_id)
     if path is None:
-        from learning.content import media_out
-
         return answer(media_out(media))
     response = send_file(
         path,
